@@ -24,6 +24,11 @@ from sample_data.spectra import N_COVERS, Cover
 Window = tuple[slice, slice]
 
 
+class PlacementError(RuntimeError):
+    """The random layout left no room for a required event."""
+
+
+
 def day_number(d: date) -> int:
     return d.toordinal()
 
@@ -218,9 +223,10 @@ class _Occupancy:
 class ScenarioBuilder:
     """Places the river, the regions and every event; one instance per area and seed."""
 
-    def __init__(self, spec: AreaSpec):
+    def __init__(self, spec: AreaSpec, attempt: int = 0):
         self.spec = spec
-        self.rng = np.random.default_rng(np.random.SeedSequence([spec.seed, 1]))
+        entropy = [spec.seed, 1] if attempt == 0 else [spec.seed, 1, attempt]
+        self.rng = np.random.default_rng(np.random.SeedSequence(entropy))
         self.size = spec.size_px
         self.shape = (spec.size_px, spec.size_px)
         self.scale = min(1.0, spec.size_px / 1024) ** 0.5
@@ -249,9 +255,11 @@ class ScenarioBuilder:
         scenario = Scenario(self.spec, terrain, river, tributary, base, regions)
         self._pasture_mosaic(scenario)
         self._village_and_old_road(scenario)
+        self._legal_mine(scenario)
         self._old_scar(scenario)
-        self._mines(scenario)
+        self._illegal_mines(scenario)
         self._decoys(scenario)
+        self._unworked_concessions(scenario)
         return scenario
 
     def _terrain(self, river: River) -> Terrain:
@@ -284,7 +292,8 @@ class ScenarioBuilder:
         farmland = (rank > 0.78) & ~s.regions["protected"] & (s.river.distance > 12)
         frac = smooth_mask(farmland, 1.0) * 0.9
         paint(s.base_cover, (slice(None), slice(None)), frac, Cover.PASTURE)
-        self.occupancy.take(farmland)
+        # Pasture takes no occupancy: events may border it, but every event that
+        # stands for lost forest checks that its own ground is still forest.
 
     def _village_and_old_road(self, s: Scenario) -> None:
         rng, size = self.rng, self.size
@@ -324,9 +333,14 @@ class ScenarioBuilder:
                 continue
             probe = np.zeros(self.shape, bool)
             probe[max(int(row - radius), 0):int(row + radius), max(int(col - radius), 0):int(col + radius)] = True
-            if self.occupancy.free(probe & (s.river.distance > s.river.width_px * 1.5)):
+            land = probe & (s.river.distance > s.river.width_px * 1.5)
+            if self.occupancy.free(land) and self._forest_share(s, land) > 0.75:
                 return float(row), float(col), angle, side
         return None
+
+    @staticmethod
+    def _forest_share(s: Scenario, mask: np.ndarray) -> float:
+        return float(s.base_cover[Cover.FOREST][mask].mean()) if mask.any() else 0.0
 
     # -- mining
 
@@ -334,7 +348,7 @@ class ScenarioBuilder:
               n_cells: int, legality: str, kind: str = "mining") -> Event | None:
         rng = self.rng
         cell_r = rng.uniform(4.5, 8.0) * self.scale  # 45-80 m pits
-        reach = cell_r * (n_cells + 2)
+        reach = cell_r * (0.9 * n_cells + 2)  # cells run one way along the bank
         spot = self._along_river(s, col_range, 3, 22 * self.scale, region, reach)
         if spot is None:
             return None
@@ -387,8 +401,46 @@ class ScenarioBuilder:
         self.occupancy.take(_full(self.shape, [c[0] for c in cells]))
         return Event(name, kind, date.fromordinal(min(c[1] for c in cells)), painter, footprint, legality)
 
-    def _mines(self, s: Scenario) -> None:
-        rng, spec = self.rng, self.spec
+    def _cadastre_block(self, footprint: np.ndarray, pad_px: float, cell_px: int = 10) -> np.ndarray:
+        """A concession around ``footprint``: Ecuador's cadastre grants whole cells on the UTM grid."""
+        rows, cols = np.nonzero(footprint)
+        lo = lambda v: int(max(np.floor((v - pad_px) / cell_px) * cell_px, 0))  # noqa: E731
+        hi = lambda v: int(min(np.ceil((v + pad_px) / cell_px) * cell_px, self.size))  # noqa: E731
+        block = np.zeros(self.shape, bool)
+        block[lo(rows.min()):hi(rows.max() + 1), lo(cols.min()):hi(cols.max() + 1)] = True
+        return block
+
+    def _unworked_concessions(self, s: Scenario, count: int = 2) -> None:
+        """Granted or pending concessions with no mining yet: a concession alone is no evidence."""
+        rng = self.rng
+        made = 0
+        for _ in range(400):
+            if made == count:
+                break
+            h, w = (rng.uniform(0.06, 0.12, 2) * self.size / 10).astype(int) * 10
+            r0 = int(rng.uniform(0.05, 0.95) * self.size - h / 2) // 10 * 10
+            c0 = int(rng.uniform(0.35, 0.65) * self.size - w / 2) // 10 * 10
+            block = np.zeros(self.shape, bool)
+            block[max(r0, 0):r0 + h, max(c0, 0):c0 + w] = True
+            if block.sum() > 100 and self.occupancy.free(block):
+                made += 1
+                s.regions[f"concession_unworked_{made}"] = block
+                self.occupancy.take(block)
+
+    def _legal_mine(self, s: Scenario) -> None:
+        """A mine inside a granted concession in the middle third (placed first: that third is crowded)."""
+        middle = ~s.regions["protected"] & ~s.regions["indigenous"]
+        start = int(self.rng.uniform(self.monitor_day + 30, self.end_day - 110))
+        legal = self._mine(s, "legal-mine", start, middle, (0.36, 0.64), 5, "inside_concession")
+        if legal is None:
+            raise PlacementError("could not place the legal mine")
+        s.events.append(legal)
+        s.regions["concession_granted"] = self._cadastre_block(legal.footprint, 25 * self.scale)
+        self.occupancy.take(s.regions["concession_granted"])
+
+    def _illegal_mines(self, s: Scenario) -> None:
+        """New mines in the protected area, the indigenous territory and open land, none in a concession."""
+        rng = self.rng
         n_illegal = 5 if self.size >= 1024 else 2
         middle = ~s.regions["protected"] & ~s.regions["indigenous"]
         latest_start = self.end_day - 110
@@ -396,10 +448,10 @@ class ScenarioBuilder:
                       ("indigenous", s.regions["indigenous"], (0.02, 0.30)),
                       ("open", middle, (0.38, 0.62))]
         made = 0
-        for i in range(n_illegal * 3):
+        for attempt in range(n_illegal * 6):
             if made == n_illegal:
                 break
-            label, region, cols = placements[made % 3]
+            label, region, cols = placements[attempt % 3]
             start = int(rng.uniform(self.monitor_day + 20, latest_start))
             cells = int(rng.integers(2, 9)) if made else 6
             event = self._mine(s, f"new-mine-{made + 1}-{label}", start, region, cols, cells, "probably_illegal")
@@ -407,21 +459,14 @@ class ScenarioBuilder:
                 s.events.append(event)
                 made += 1
         if made < n_illegal:
-            raise RuntimeError(f"could only place {made} of {n_illegal} new mines; try another seed")
-        # the legal mine: inside a granted concession in the middle third
-        start = int(rng.uniform(self.monitor_day + 30, latest_start))
-        legal = self._mine(s, "legal-mine", start, middle, (0.40, 0.60), 5, "inside_concession")
-        if legal is None:
-            raise RuntimeError("could not place the legal mine; try another seed")
-        s.events.append(legal)
-        s.regions["concession_granted"] = ndimage.binary_dilation(legal.footprint, iterations=int(25 * self.scale))
+            raise PlacementError(f"could only place {made} of {n_illegal} new mines")
 
     def _old_scar(self, s: Scenario) -> None:
         """Mined years before the imagery starts: soil, ponds and regrowth, all stable."""
         rng = self.rng
-        spot = self._along_river(s, (0.35, 0.65), 3, 15, None, 30 * self.scale)
+        spot = self._along_river(s, (0.08, 0.92), 3, 15, ~s.regions["protected"], 30 * self.scale)
         if spot is None:
-            raise RuntimeError("could not place the old mining scar; try another seed")
+            raise PlacementError("could not place the old mining scar")
         row, col, angle, _ = spot
         scar = _blob(rng, self.shape, (row, col), (14 * self.scale, 26 * self.scale), angle)
         mix = to_unit_rank(power_law_noise(rng, scar.fraction.shape, beta=2.0))
@@ -432,13 +477,16 @@ class ScenarioBuilder:
         self.occupancy.take(footprint)
         s.events.append(Event("old-mining-scar", "old_mining", date(2019, 6, 1), lambda c, d: None, footprint,
                               notes="mined before the imagery starts; stable, must not raise an alert"))
-        s.regions["concession_old"] = ndimage.binary_dilation(footprint, iterations=int(20 * self.scale))
+        s.regions["concession_old"] = self._cadastre_block(footprint, 20 * self.scale)
+        self.occupancy.take(s.regions["concession_old"])
 
     # -- decoys
 
-    def _free_spot(self, radius: float, region: np.ndarray | None = None, away_from_river: float = 15) -> tuple[float, float]:
+    def _free_spot(self, s: Scenario, radius: float, region: np.ndarray | None = None,
+                   away_from_river: float = 15, min_forest: float = 0.75) -> tuple[float, float]:
+        """A free square of ``radius`` whose ground is mostly forest (``min_forest``)."""
         rng = self.rng
-        for _ in range(600):
+        for _ in range(2000):
             row, col = rng.uniform(radius, self.size - radius, 2)
             if region is not None and not region[int(row), int(col)]:
                 continue
@@ -446,9 +494,9 @@ class ScenarioBuilder:
                 continue
             probe = np.zeros(self.shape, bool)
             probe[int(row - radius):int(row + radius), int(col - radius):int(col + radius)] = True
-            if self.occupancy.free(probe):
+            if self.occupancy.free(probe) and self._forest_share(s, probe) >= min_forest:
                 return float(row), float(col)
-        raise RuntimeError("no free room left for a decoy; try another seed")
+        raise PlacementError("no free room left for a decoy")
 
     def _monitor_date(self, margin_end: int = 90) -> int:
         return int(self.rng.uniform(self.monitor_day + 10, self.end_day - margin_end))
@@ -474,7 +522,7 @@ class ScenarioBuilder:
         """Forest felled for a field: bare soil with slash, no ponds, then pasture regrows."""
         rng = self.rng
         half = (rng.uniform(7, 14) * self.scale, rng.uniform(10, 20) * self.scale)
-        center = self._free_spot(max(half) * 1.5, ~s.regions["protected"])
+        center = self._free_spot(s, max(half) * 1.5, ~s.regions["protected"])
         field_ = _rect(self.shape, center, half, rng.uniform(0, np.pi))
         regrow_days = rng.uniform(70, 130)
 
@@ -492,7 +540,7 @@ class ScenarioBuilder:
         """A field ploughed and grown again every ~4 months, all through the record."""
         rng = self.rng
         half = (rng.uniform(8, 12) * self.scale, rng.uniform(12, 18) * self.scale)
-        center = self._free_spot(max(half) * 1.5, ~s.regions["protected"])
+        center = self._free_spot(s, max(half) * 1.5, ~s.regions["protected"], min_forest=0.0)
         field_ = _rect(self.shape, center, half, rng.uniform(0, np.pi))
         period, phase = rng.uniform(110, 140), rng.uniform(0, 140)
         paint(s.base_cover, field_.window, field_.fraction * 0.9, Cover.PASTURE)
@@ -509,7 +557,7 @@ class ScenarioBuilder:
     def _burn(self, s: Scenario) -> None:
         rng = self.rng
         start = self._monitor_date(100)
-        center = self._free_spot(20 * self.scale, ~s.regions["protected"])
+        center = self._free_spot(s, 20 * self.scale, ~s.regions["protected"])
         scar = _blob(rng, self.shape, center, (rng.uniform(8, 14) * self.scale, rng.uniform(12, 20) * self.scale), rng.uniform(0, np.pi))
 
         def painter(cover: np.ndarray, day: int) -> None:
@@ -541,7 +589,7 @@ class ScenarioBuilder:
             if self.occupancy.free(footprint):
                 break
         else:
-            raise RuntimeError("could not place the road; try another seed")
+            raise PlacementError("could not place the road")
         # each pixel of the road opens on the day the front reaches it (25 m/day = 2.5 px/day)
         along = np.full(self.shape, np.inf, np.float32)
         dense = _densify(pts)
@@ -572,7 +620,7 @@ class ScenarioBuilder:
         start = self._monitor_date(100)
         slope = np.where(self.occupancy.taken, 0, s.terrain.slope)
         slope = ndimage.uniform_filter(slope, 9)
-        for _ in range(50):
+        for _ in range(400):
             r, c = np.unravel_index(np.argmax(slope), slope.shape)
             r, c = float(np.clip(r, 30, self.size - 30)), float(np.clip(c, 30, self.size - 30))
             gy, gx = np.gradient(ndimage.gaussian_filter(s.terrain.dem, 4))
@@ -583,7 +631,7 @@ class ScenarioBuilder:
                 break
             slope[int(r) - 20:int(r) + 20, int(c) - 20:int(c) + 20] = 0
         else:
-            raise RuntimeError("could not place the landslide; try another seed")
+            raise PlacementError("could not place the landslide")
 
         def painter(cover: np.ndarray, day: int) -> None:
             if day < start:
@@ -603,7 +651,8 @@ class ScenarioBuilder:
             idx = np.argmin(np.abs(s.river.centerline[:, 1] - col))
             row = s.river.centerline[idx, 0]
             half_len = 22 * self.scale
-            box = (slice(int(max(row - 40, 0)), int(min(row + 40, self.size))),
+            reach = s.river.width_px + 16
+            box = (slice(int(max(row - reach, 0)), int(min(row + reach, self.size))),
                    slice(int(max(col - half_len * 1.6, 0)), int(min(col + half_len * 1.6, self.size))))
             probe = np.zeros(self.shape, bool)
             probe[box] = True
@@ -611,7 +660,7 @@ class ScenarioBuilder:
             if self.occupancy.free(probe):
                 break
         else:
-            raise RuntimeError("could not place the meander; try another seed")
+            raise PlacementError("could not place the meander")
         shift_max = rng.uniform(4, 7) * rng.choice([-1, 1])
         cl = s.river.centerline
         sel = (cl[:, 1] >= box[1].start) & (cl[:, 1] < box[1].stop)
@@ -649,7 +698,7 @@ class ScenarioBuilder:
         low &= s.terrain.dem < np.percentile(s.terrain.dem[low], 35)
         lab, n = ndimage.label(low & ~ndimage.binary_dilation(self.occupancy.taken, iterations=2))
         if n == 0:
-            raise RuntimeError("no flood plain found; try another seed")
+            raise PlacementError("no flood plain found")
         sizes = ndimage.sum(np.ones_like(lab), lab, index=np.arange(1, n + 1))
         plain = lab == (int(np.argmax(sizes)) + 1)
         frac_full = smooth_mask(plain, 1.0)
@@ -706,9 +755,22 @@ def patch_overlap(inner: Patch, outer: Patch) -> np.ndarray:
     return out
 
 
+#: Layouts tried per seed before giving up; each attempt is itself seeded.
+MAX_LAYOUT_ATTEMPTS = 12
+
+
 def build_scenario(spec: AreaSpec) -> Scenario:
-    """The landscape and its events for ``spec`` (same spec, same scenario)."""
-    return ScenarioBuilder(spec).build()
+    """The landscape and its events for ``spec`` (same spec, same scenario).
+
+    Random placement can crowd a small grid; then the layout is drawn again
+    from a derived seed, so every seed still gives one fixed scenario.
+    """
+    for attempt in range(MAX_LAYOUT_ATTEMPTS):
+        try:
+            return ScenarioBuilder(spec, attempt).build()
+        except PlacementError:
+            continue
+    raise PlacementError(f"no layout fits {spec.name} with seed {spec.seed} after {MAX_LAYOUT_ATTEMPTS} attempts")
 
 
 def acquisition_dates(spec: AreaSpec) -> list[date]:
