@@ -58,6 +58,8 @@ class AreaSpec:
     #: First day of the monitoring window; sites that count as new start after it.
     monitor_start: date
     resolution_m: int = 10
+    #: Render only the first N acquisitions (quick builds for tests); events still span start..end.
+    max_scenes: int | None = None
 
     @property
     def region_info(self) -> Region:

@@ -774,9 +774,9 @@ def build_scenario(spec: AreaSpec) -> Scenario:
 
 
 def acquisition_dates(spec: AreaSpec) -> list[date]:
-    """Every revisit date from ``spec.start`` to ``spec.end``."""
+    """Every revisit date from ``spec.start`` to ``spec.end`` (the first ``spec.max_scenes`` if set)."""
     out, d = [], spec.start
     while d <= spec.end:
         out.append(d)
         d += timedelta(days=spec.revisit_days)
-    return out
+    return out if spec.max_scenes is None else out[: spec.max_scenes]
