@@ -85,6 +85,10 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return None
 
 
+#: Libraries that log routine steps at INFO (pyogrio: one line per layer written).
+_CHATTY_LIBRARIES: tuple[str, ...] = ("pyogrio", "rasterio", "fiona")
+
+
 def configure_logging(level: str | int = "INFO", fmt: LogFormat | str = "json") -> logging.Handler:
     """Send log records at ``level`` and above to stderr in ``fmt`` ("json" or "text").
 
@@ -105,5 +109,7 @@ def configure_logging(level: str | int = "INFO", fmt: LogFormat | str = "json") 
     handler.setFormatter(formatter_cls())
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     logging.captureWarnings(True)
     return handler

@@ -26,12 +26,14 @@ class Region:
     river_name: str
     #: Province north-west and south-east of the synthetic boundary line.
     provinces: tuple[str, str]
+    #: People whose territory borders the area (names the synthetic territory).
+    indigenous_people: str
 
 
 REGIONS: Final[dict[str, Region]] = {
     # Río Punino, on the Napo / Orellana boundary: one of the fastest-growing
-    # illegal alluvial mining fronts in Ecuador (MAAP: 1,422 ha by mid-2024).
-    "punino": Region("punino", "Río Punino, Napo / Orellana", -77.50, -0.985, "Río Punino", ("Napo", "Orellana")),
+    # illegal alluvial mining fronts in Ecuador (Yutzupino), mapped by MAAP and Amazon Mining Watch.
+    "punino": Region("punino", "Río Punino, Napo / Orellana", -77.50, -0.985, "Río Punino", ("Napo", "Orellana"), "Kichwa"),
     # Río Nangaritza, Zamora Chinchipe: UTM zone 17S, alluvial mining along the river.
     "nangaritza": Region(
         "nangaritza",
@@ -39,7 +41,8 @@ REGIONS: Final[dict[str, Region]] = {
         -78.66,
         -4.25,
         "Río Nangaritza",
-        ("Zamora Chinchipe", "Morona Santiago"),
+        ("Morona Santiago", "Zamora Chinchipe"),
+        "Shuar",
     ),
 }
 

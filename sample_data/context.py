@@ -65,13 +65,15 @@ def concessions(s: Scenario) -> gpd.GeoDataFrame:
 
 def protected_areas(s: Scenario) -> gpd.GeoDataFrame:
     geom = mask_to_geometry(s.regions["protected"], grid_transform(s.spec), 20.0)
-    records = [{"name": "Área Protegida Sintética del Punino (synthetic)", "category": "Parque Nacional", "source": SOURCE}]
+    river = s.spec.region_info.river_name
+    records = [{"name": f"Área Protegida Sintética, {river} (synthetic)", "category": "Parque Nacional", "source": SOURCE}]
     return _frame(records, [geom], f"EPSG:{s.spec.epsg}").to_crs("EPSG:4326")
 
 
 def indigenous_territories(s: Scenario) -> gpd.GeoDataFrame:
     geom = mask_to_geometry(s.regions["indigenous"], grid_transform(s.spec), 20.0)
-    records = [{"name": "Territorio Kichwa Sintético (synthetic)", "source": SOURCE}]
+    people = s.spec.region_info.indigenous_people
+    records = [{"name": f"Territorio {people} Sintético (synthetic)", "source": SOURCE}]
     return _frame(records, [geom], f"EPSG:{s.spec.epsg}").to_crs("EPSG:4326")
 
 
@@ -120,7 +122,7 @@ def ground_truth(s: Scenario) -> gpd.GeoDataFrame:
     return _frame(records, geoms, f"EPSG:{s.spec.epsg}").to_crs("EPSG:4326")
 
 
-#: Layer name -> (builder, file name). Formats and CRSs differ on purpose.
+#: Layer name -> file name. Formats and CRSs differ on purpose.
 LAYERS = {
     "concessions": "concessions.gpkg",
     "protected_areas": "protected_areas.geojson",
