@@ -499,7 +499,7 @@ def sample_data(
     spec = _pick("preset", preset, PRESETS)
     if region is not None:
         _pick("region", region, REGIONS)
-        spec = replace(spec, region=region)
+        spec = replace(spec, region=region, name=f"{region}-{preset}")
     if seed is not None:
         spec = spec.with_seed(seed)
     report = build_sample_area(spec, out_dir, workers=workers or settings.dask_workers, progress=True, force=force)
