@@ -1,0 +1,176 @@
+"""From per-pixel change state to candidate sites: regions, polygons and the features that score them.
+
+Pure computation on whole-grid arrays (the state of one UTM grid) plus the
+grid's affine transform; no I/O. Sites are found by hysteresis: pixels whose
+change is confirmed (and survive a morphological opening, which removes
+one- and two-pixel-wide lines such as roads) seed a site; pixels whose latest
+clear observation was anomalous, connected to a seed, extend it (a growing
+pit seen once so far). Pits a few tens of metres apart are one site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from affine import Affine
+from rasterio import features
+from scipy import ndimage
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
+#: Minimum mapping unit: 0.3 ha = 30 pixels of 10 m. Smaller openings are
+#: below what 10 m imagery maps reliably under this much cloud (docs/method.md).
+MMU_HA: Final[float] = 0.3
+#: Pits closer than this are one site (pixels; 2 px = 20 m gaps bridged).
+MERGE_GAP_PX: Final[int] = 2
+#: A baseline pixel wet in more than this share of observations is permanent water (rivers).
+PERMANENT_WATER_SHARE: Final[float] = 0.5
+
+
+@dataclass
+class SiteFeatures:
+    """What the scorer looks at; every value is physical and documented in docs/method.md."""
+
+    area_ha: float
+    core_px: int
+    pond_px: int  # pixels seen as turbid water during the change, in pools not connected to the river
+    bare_share: float
+    water_share: float
+    strict_share: float
+    ndvi_drop: float
+    river_distance_m: float  # to permanent water in the baseline
+    river_contact_share: float  # share of the site's pixels within 20 m of permanent water
+    river_extension_share: float  # share of the site that became water connected to the river (bank erosion, flood)
+    growth_days: float  # spread (10th-90th percentile) of the pixels' first anomalous dates
+    elongation: float  # long / short side of the minimum rotated rectangle
+    fill: float  # site area / rectangle area (compact blobs ~0.7, lines low)
+    confirming_obs: float  # median anomalous clear observations per core pixel
+
+
+@dataclass
+class Site:
+    label: int
+    geometry: BaseGeometry  # in the grid's CRS (UTM metres)
+    anchor_xy: tuple[float, float]  # centre of the earliest-confirmed pixel (stable id)
+    first_detected: int  # day index (change.EPOCH): first day one MMU of it was seen changed
+    nominal_at: int  # first day one MMU of it was confirmed (0 = not yet)
+    confirmed_at: int  # first day one MMU of it reached high confidence (0 = not yet)
+    last_observed: int
+    features: SiteFeatures
+    pond_geometry: BaseGeometry | None
+
+
+def permanent_water(baseline: dict[str, np.ndarray]) -> np.ndarray:
+    share = np.nan_to_num(baseline["base_water_share"], nan=0.0)
+    return share > PERMANENT_WATER_SHARE
+
+
+def find_sites(state: dict[str, np.ndarray], baseline: dict[str, np.ndarray], transform: Affine,
+               res_m: float = 10.0) -> list[Site]:
+    """Candidate sites in one grid, in a deterministic order (by anchor)."""
+    confirmed = state["confirmed_at"] > 0
+    current = (state["consec"] >= 1) & (state["n_anom"] >= 1)  # latest clear look was anomalous
+    # A seed is confirmed change, or change seen once so far that was mostly soil or water:
+    # under Amazon cloud a new pit may have one clear look before the analyst needs it
+    # (such sites get low confidence).
+    seeds = ndimage.binary_opening(confirmed | (current & (state["n_strict"] >= 1)), structure=np.ones((3, 3), bool))
+    extent = confirmed | current
+    grouped = ndimage.binary_closing(extent | seeds, structure=np.ones((3, 3), bool), iterations=MERGE_GAP_PX)
+    labels, n = ndimage.label(grouped, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return []
+    mmu_px = int(round(MMU_HA * 10_000 / res_m**2))
+    seed_count = ndimage.sum_labels(seeds, labels, index=np.arange(1, n + 1))
+    water = permanent_water(baseline)
+    near_water = ndimage.binary_dilation(water, iterations=2)
+    water_dist_m = ndimage.distance_transform_edt(~water) * res_m if water.any() else None
+    sites = []
+    for lab in np.nonzero(seed_count >= mmu_px)[0] + 1:
+        sites.append(_site(int(lab), labels, extent, seeds, state, near_water, water_dist_m, transform, res_m, mmu_px))
+    return sorted((s for s in sites if s is not None), key=lambda s: s.anchor_xy)
+
+
+def _site(lab: int, labels: np.ndarray, extent: np.ndarray, seeds: np.ndarray, state: dict[str, np.ndarray],
+          near_water: np.ndarray, water_dist_m: np.ndarray | None, transform: Affine, res_m: float,
+          mmu_px: int) -> Site | None:
+    rows, cols = np.nonzero(labels == lab)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    win = (slice(r0, r1), slice(c0, c1))
+    member = (labels[win] == lab) & extent[win]
+    core = member & seeds[win]
+    if member.sum() < mmu_px:
+        return None
+    s = {k: v[win] for k, v in state.items()}
+    win_transform = transform * Affine.translation(c0, r0)
+    geometry = _polygonize(member, win_transform)
+    wet = member & (s["n_water"] >= 1)
+    ponds, river_extension = _split_water(wet & (s["n_turbid"] >= 1), wet, near_water[win])
+    pond_geometry = _polygonize(ponds, win_transform) if ponds.any() else None
+    first_days = np.where(s["run_start"] > 0, s["run_start"], s["first_detected"])[member]
+    first_days = first_days[first_days > 0]
+    conf_days = s["confirmed_at"][core]
+    anchor_idx = np.lexsort((np.nonzero(core)[1], np.nonzero(core)[0], conf_days))[0]
+    ar, ac = np.nonzero(core)[0][anchor_idx], np.nonzero(core)[1][anchor_idx]
+    anchor = win_transform * (ac + 0.5, ar + 0.5)
+    feats = SiteFeatures(
+        area_ha=float(geometry.area / 10_000),
+        core_px=int(core.sum()),
+        pond_px=int(ponds.sum()),
+        bare_share=float((s["n_bare"][member] > 0).mean()),
+        water_share=float((s["n_water"][member] > 0).mean()),
+        strict_share=float((s["n_strict"][member] > 0).mean()),
+        ndvi_drop=float(np.median(s["sum_ndvi_drop"][core] / np.maximum(s["n_anom"][core], 1))),
+        river_distance_m=float(water_dist_m[win][member].min()) if water_dist_m is not None else float("inf"),
+        river_contact_share=float(near_water[win][member].mean()),
+        river_extension_share=float(river_extension.sum() / member.sum()),
+        growth_days=float(np.percentile(first_days, 90) - np.percentile(first_days, 10)) if first_days.size else 0.0,
+        elongation=_elongation(geometry),
+        fill=float(geometry.area / max(geometry.minimum_rotated_rectangle.area, 1e-9)),
+        confirming_obs=float(np.median(s["n_anom"][core])),
+    )
+    return Site(
+        label=lab,
+        geometry=geometry,
+        anchor_xy=(float(anchor[0]), float(anchor[1])),
+        first_detected=_mappable_day(first_days, mmu_px) or int(first_days.min(initial=0)),
+        nominal_at=_mappable_day(conf_days[conf_days > 0], mmu_px),
+        confirmed_at=_mappable_day(s["high_at"][core][s["high_at"][core] > 0], mmu_px),
+        last_observed=int(s["last_anom"][member].max()),
+        features=feats,
+        pond_geometry=pond_geometry,
+    )
+
+
+def _split_water(turbid: np.ndarray, wet: np.ndarray, near_river: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Turbid pools standing apart from the river (ponds), and new water joined to it (river extension)."""
+    labels, n = ndimage.label(wet, structure=np.ones((3, 3), bool))
+    if n == 0:
+        return np.zeros_like(wet), np.zeros_like(wet)
+    touching = np.unique(labels[near_river & wet])
+    joined = np.isin(labels, touching[touching > 0])
+    return turbid & ~joined, joined
+
+
+def _mappable_day(days: np.ndarray, mmu_px: int) -> int:
+    """First day by which at least one MMU of pixels showed it (0 if never): robust to a stray early pixel."""
+    if days.size < mmu_px:
+        return 0
+    ordered = np.sort(days)
+    return int(ordered[mmu_px - 1])
+
+
+def _polygonize(mask: np.ndarray, transform: Affine) -> BaseGeometry:
+    polys = [shape(g) for g, v in features.shapes(mask.astype(np.uint8), mask=mask, transform=transform) if v == 1]
+    return unary_union(polys)
+
+
+def _elongation(geometry: BaseGeometry) -> float:
+    rect = geometry.minimum_rotated_rectangle
+    xs, ys = rect.exterior.coords.xy if hasattr(rect, "exterior") else ([0, 1], [0, 1])
+    sides = [np.hypot(xs[i + 1] - xs[i], ys[i + 1] - ys[i]) for i in range(min(2, len(xs) - 1))]
+    if len(sides) < 2 or min(sides) == 0:
+        return float("inf")
+    return float(max(sides) / min(sides))

@@ -1,0 +1,108 @@
+"""Persisted change state of one grid: versioned Zarr stores and an atomic pointer.
+
+Layout under ``<data_dir>/state/<grid key>/``::
+
+    CURRENT.json        which version is current, which scenes it has applied
+    v000003.zarr/       baseline + change-state variables on the grid (y, x), chunk-aligned
+    v000004.zarr/       being written by a run; becomes current only when complete
+
+A run writes a complete new version and then replaces ``CURRENT.json``
+(``os.replace`` is atomic on one filesystem), so a crash at any point leaves
+the previous version current and consistent; the run can simply be repeated.
+The grid key covers everything that makes two states incomparable (grid,
+baseline window, monitoring start, method version).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import xarray as xr
+
+from geo_monitor.errors import GeoMonitorError
+
+POINTER = "CURRENT.json"
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """One 10 m grid in one UTM zone: what the state arrays are aligned to."""
+
+    epsg: int
+    x0: float  # west edge, metres
+    y0: float  # north edge, metres
+    width: int
+    height: int
+    resolution: float = 10.0
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return (self.x0, self.y0 - self.height * self.resolution, self.x0 + self.width * self.resolution, self.y0)
+
+
+@dataclass
+class StateInfo:
+    """The pointer file's content."""
+
+    version: int
+    grid: dict[str, Any]
+    baseline_start: str
+    monitor_start: str
+    method: str
+    applied_scene_ids: list[str] = field(default_factory=list)
+    last_applied_day: int = 0
+
+
+def grid_key(grid: GridSpec, baseline_start: str, monitor_start: str, method: str) -> str:
+    doc = json.dumps([asdict(grid), baseline_start, monitor_start, method], sort_keys=True)
+    return f"epsg{grid.epsg}-" + hashlib.sha256(doc.encode()).hexdigest()[:16]
+
+
+class StateStore:
+    """Versioned state of one grid key under ``root``."""
+
+    def __init__(self, root: Path, key: str) -> None:
+        self.dir = Path(root) / key
+
+    def current(self) -> StateInfo | None:
+        pointer = self.dir / POINTER
+        if not pointer.is_file():
+            return None
+        try:
+            info = StateInfo(**json.loads(pointer.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise GeoMonitorError(f"{pointer} is not a valid state pointer ({exc}); remove {self.dir} to start over")
+        if not self._path(info.version).exists():
+            raise GeoMonitorError(f"{pointer} names version {info.version}, which is missing; remove {self.dir}")
+        return info
+
+    def open(self, info: StateInfo, chunks: dict[str, int]) -> xr.Dataset:
+        return xr.open_zarr(self._path(info.version), chunks=chunks, consolidated=False)
+
+    def new_version_path(self, info: StateInfo | None) -> tuple[int, Path]:
+        version = (info.version + 1) if info else 1
+        path = self._path(version)
+        if path.exists():  # left by a crashed run: never current, safe to discard
+            shutil.rmtree(path)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return version, path
+
+    def commit(self, info: StateInfo) -> None:
+        """Make ``info.version`` current, then drop versions older than the previous one."""
+        tmp = self.dir / (POINTER + ".tmp")
+        tmp.write_text(json.dumps(asdict(info), indent=1))
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.dir / POINTER)
+        for old in self.dir.glob("v*.zarr"):
+            if int(old.stem[1:]) < info.version - 1:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def _path(self, version: int) -> Path:
+        return self.dir / f"v{version:06d}.zarr"

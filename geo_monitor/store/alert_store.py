@@ -1,0 +1,493 @@
+"""The alert store: upserts by stable id, the human workflow, history and detection runs.
+
+Every public method is one transaction: it either happens completely or not
+at all, so a failure halfway through a batch of alerts leaves nothing
+half-written. Writes take the write lock at the start (``BEGIN IMMEDIATE`` on
+SQLite, ``SELECT ... FOR UPDATE`` of the rows a workflow change reads on
+PostgreSQL), so a check such as "may this alert move to confirmed?" is made
+against the state the change is applied to.
+
+``updated_at`` drives partners' incremental polling, so it is kept strictly
+increasing from one write transaction to the next (see :meth:`AlertStore._write_time`).
+All alerts written by one transaction share its timestamp; the polling order
+``(updated_at, id)`` is unique and breaks those ties. On SQLite writers are
+serialised, so timestamps are also in commit order. On PostgreSQL two
+concurrent transactions may commit in the opposite order of their
+timestamps; the API issue should serialise alert writes there (e.g.
+``pg_advisory_xact_lock`` in :meth:`AlertStore._write_time`) before promising
+gap-free polling.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from itertools import islice
+from typing import Any, Self
+
+from shapely.geometry import box
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
+from geo_monitor.errors import InvalidInputError
+from geo_monitor.settings import Settings
+from geo_monitor.store.engine import make_engine, writer
+from geo_monitor.store.records import (
+    check_alert_id,
+    coerce_enum,
+    detection_values,
+    diff_detection,
+    is_update,
+    json_ready,
+    row_to_alert,
+    row_values,
+)
+from geo_monitor.store.schema import AlertHistoryRow, AlertRow, Base, DetectionRunRow, HistoryKind, RunStatus
+from geo_monitor.types import BBox
+from geo_monitor.validation import parse_bbox
+
+#: Alerts loaded and flushed together in an upsert: bounds memory and SQL parameter counts.
+UPSERT_CHUNK = 500
+#: Rows fetched at a time when a bbox query filters exact geometries in Python.
+BBOX_FETCH = 200
+
+
+class AlertNotFoundError(InvalidInputError, LookupError):
+    """No alert has the given id (an :class:`InvalidInputError` until errors.py has a not-found class)."""
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """How many alerts of a batch were inserted, changed, or already up to date."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.new + self.updated + self.unchanged
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """The human side of an alert, which :class:`Alert` does not carry (yet)."""
+
+    status: Status
+    assignee: str | None
+    note: str | None
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class AlertStore:
+    """Alerts, their history and the detection runs that wrote them, in one SQL database."""
+
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.engine = engine
+        self._clock = clock
+        self._reading = sessionmaker(engine, expire_on_commit=False)
+        self._writing = sessionmaker(writer(engine), expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str, **kwargs: Any) -> Self:
+        """A store on the SQLAlchemy ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
+        return cls(make_engine(url), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> Self:
+        """The store the settings name (default: a SQLite file in ``data_dir``)."""
+        return cls.from_url(settings.resolved_database_url, **kwargs)
+
+    def create_all(self) -> None:
+        """Create missing tables and indexes (until Alembic migrations replace this in issue 4).
+
+        Runs in one write transaction so that processes starting together do not race.
+        """
+        with writer(self.engine).begin() as connection:
+            Base.metadata.create_all(connection)
+
+    def dispose(self) -> None:
+        """Close pooled connections (end of a process or a test)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.dispose()
+
+    # --- detection -------------------------------------------------------
+
+    def upsert_alerts(self, alerts: Iterable[Alert], actor: str, run_id: str | None = None) -> UpsertResult:
+        """Insert new alerts and update the detection fields of known ones, by id, in one transaction.
+
+        New alerts start as ``new``. A known alert is written only when a
+        detection field really changed (floats within a relative 1e-6 are
+        equal), so a rerun over the same inputs changes nothing and leaves
+        ``updated_at`` alone. Status, assignee and note are never touched:
+        they belong to people. Each insert or update adds one ``detection``
+        history row with the changed fields old -> new. Any invalid alert
+        aborts the whole batch.
+        """
+        actor = _check_actor(actor)
+        counts = {"new": 0, "updated": 0, "unchanged": 0}
+        seen: set[str] = set()
+        with self._write() as session:
+            if run_id is not None:
+                self._run_row(session, run_id)
+            now = self._write_time(session)
+            for chunk in _chunks(alerts, UPSERT_CHUNK):
+                existing = _rows_by_id(session, {alert.id for alert in chunk if isinstance(alert.id, str)})
+                for alert in chunk:
+                    values = detection_values(alert)  # validates the id too
+                    _check_unique(alert.id, seen)
+                    outcome = _upsert_one(session, alert.id, values, existing.get(alert.id), now, actor, run_id)
+                    counts[outcome] += 1
+                session.flush()
+                session.expunge_all()  # keep memory flat over large batches
+        return UpsertResult(**counts)
+
+    # --- reading ---------------------------------------------------------
+
+    def get(self, alert_id: str) -> Alert | None:
+        with self._read() as session:
+            row = session.get(AlertRow, alert_id)
+            return None if row is None else row_to_alert(row)
+
+    def workflow(self, alert_id: str) -> Workflow | None:
+        """Status, assignee and note of an alert."""
+        with self._read() as session:
+            row = session.get(AlertRow, alert_id)
+            return None if row is None else Workflow(row.status, row.assignee, row.note)
+
+    def history(self, alert_id: str) -> list[dict[str, Any]]:
+        """Every change to an alert, oldest first: id, alert_id, at, actor, kind, changes, note, run_id."""
+        stmt = (
+            select(AlertHistoryRow)
+            .where(AlertHistoryRow.alert_id == alert_id)
+            .order_by(AlertHistoryRow.at, AlertHistoryRow.id)
+        )
+        with self._read() as session:
+            return [_history_dict(row) for row in session.scalars(stmt)]
+
+    def list_alerts(
+        self,
+        bbox: BBox | None = None,
+        status: Status | str | Collection[Status | str] | None = None,
+        updated_since: datetime | None = None,
+        limit: int = 100,
+        *,
+        after: tuple[datetime, str] | None = None,
+    ) -> list[Alert]:
+        """Alerts in polling order ``(updated_at, id)``.
+
+        ``bbox`` (W, S, E, N in degrees) keeps alerts whose geometry
+        intersects it: an indexed envelope test in SQL, then the exact test.
+        ``updated_since`` is inclusive (a poller never misses the boundary,
+        and may see it twice); ``after`` is the exclusive keyset
+        ``(updated_at, id)`` of the last alert already seen, for cursors.
+        """
+        window = None if bbox is None else parse_bbox(bbox)
+        limit = _check_limit(limit)
+        stmt = select(AlertRow).where(*_filters(window, status, updated_since, after))
+        stmt = stmt.order_by(AlertRow.updated_at, AlertRow.id)
+        with self._read() as session:
+            if window is None:
+                return [row_to_alert(row) for row in session.scalars(stmt.limit(limit))]
+            return _exact_bbox_page(session, stmt, window, limit)
+
+    def count(self) -> int:
+        with self._read() as session:
+            return int(session.scalar(select(func.count()).select_from(AlertRow)) or 0)
+
+    # --- human workflow --------------------------------------------------
+
+    def change_status(self, alert_id: str, new_status: Status | str, actor: str, note: str | None = None) -> Alert:
+        """Move an alert along the workflow (``STATUS_TRANSITIONS``); ``dismissed`` needs a note.
+
+        The note, when given, becomes the alert's current note. Raises
+        :class:`InvalidInputError` for a transition the workflow does not allow.
+        """
+        target = coerce_enum(Status, new_status, "status")
+        note = _clean_text(note)
+        if target is Status.DISMISSED and note is None:
+            raise InvalidInputError("dismissing an alert needs a note saying why")
+        actor = _check_actor(actor)
+        with self._write() as session:
+            row = _locked_alert(session, alert_id)
+            _check_transition(row.status, target)
+            changes = {"status": [row.status.value, target.value]}
+            row.status = target
+            if note is not None:
+                row.note = note
+            self._record_workflow_change(session, row, HistoryKind.STATUS, changes, actor, note)
+            return row_to_alert(row)
+
+    def assign(self, alert_id: str, assignee: str | None, actor: str, note: str | None = None) -> Workflow:
+        """Give an alert to someone (``None``: to nobody); a no-op when nothing changes."""
+        assignee = _clean_text(assignee)
+        note = _clean_text(note)
+        actor = _check_actor(actor)
+        with self._write() as session:
+            row = _locked_alert(session, alert_id)
+            if row.assignee != assignee:
+                changes = {"assignee": [row.assignee, assignee]}
+                row.assignee = assignee
+                self._record_workflow_change(session, row, HistoryKind.ASSIGNMENT, changes, actor, note)
+            return Workflow(row.status, row.assignee, row.note)
+
+    # --- detection runs --------------------------------------------------
+
+    def start_run(
+        self,
+        pipeline: str,
+        pipeline_version: str,
+        parameters: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> str:
+        """Record a pipeline run as ``running`` and return its id (a new UUID unless given)."""
+        run_id = check_alert_id(run_id) if run_id is not None else uuid.uuid4().hex
+        with self._write() as session:
+            if session.get(DetectionRunRow, run_id) is not None:
+                raise InvalidInputError(f"detection run {run_id!r} already exists")
+            session.add(
+                DetectionRunRow(
+                    id=run_id,
+                    started_at=self._clock(),
+                    pipeline=_check_actor(pipeline),
+                    pipeline_version=_check_actor(pipeline_version),
+                    parameters=json_ready(dict(parameters or {}), "parameters"),
+                    status=RunStatus.RUNNING,
+                )
+            )
+        return run_id
+
+    def finish_run(self, run_id: str, status: RunStatus | str, summary: Mapping[str, Any] | None = None) -> None:
+        """Close a running run as ``succeeded`` or ``failed`` with its summary."""
+        final = coerce_enum(RunStatus, status, "run status")
+        if final is RunStatus.RUNNING:
+            raise InvalidInputError("a run finishes as succeeded or failed, not running")
+        with self._write() as session:
+            row = self._run_row(session, run_id)
+            if row.status is not RunStatus.RUNNING:
+                raise InvalidInputError(f"detection run {run_id!r} already finished as {row.status.value}")
+            row.status = final
+            row.finished_at = self._clock()
+            row.summary = json_ready(dict(summary or {}), "summary")
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self._read() as session:
+            row = session.get(DetectionRunRow, run_id)
+            return None if row is None else _run_dict(row)
+
+    # --- internals -------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        with self._reading.begin() as session:
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """One write transaction: committed if the block ends normally, rolled back otherwise."""
+        with self._writing.begin() as session:
+            yield session
+
+    def _write_time(self, session: Session) -> datetime:
+        """Now, but strictly after every ``updated_at`` already stored.
+
+        Keeps ``updated_at`` increasing across transactions even if the clock
+        stalls or steps back, so "updated since my last poll" is trustworthy.
+        Called inside the write transaction, which already holds the write
+        lock on SQLite.
+        """
+        now = self._clock()
+        with session.no_autoflush:  # pending changes go out once, with their updated_at
+            latest = session.scalar(select(func.max(AlertRow.updated_at)))
+        if latest is not None and now <= latest:
+            now = latest + timedelta(microseconds=1)
+        return now
+
+    def _record_workflow_change(
+        self,
+        session: Session,
+        row: AlertRow,
+        kind: HistoryKind,
+        changes: dict[str, Any],
+        actor: str,
+        note: str | None,
+    ) -> None:
+        now = self._write_time(session)
+        row.updated_at = now
+        session.add(AlertHistoryRow(alert_id=row.id, at=now, actor=actor, kind=kind, changes=changes, note=note))
+
+    @staticmethod
+    def _run_row(session: Session, run_id: str) -> DetectionRunRow:
+        row = session.get(DetectionRunRow, run_id)
+        if row is None:
+            raise InvalidInputError(f"no detection run {run_id!r}; start it with start_run first")
+        return row
+
+
+# --- helpers (module level: pure or session-only) -----------------------------
+
+
+def _upsert_one(
+    session: Session,
+    alert_id: str,
+    values: dict[str, Any],
+    row: AlertRow | None,
+    now: datetime,
+    actor: str,
+    run_id: str | None,
+) -> str:
+    """Insert or update one alert's detection ``values``; return "new", "updated" or "unchanged"."""
+    changes = diff_detection(None if row is None else row_values(row), values)
+    if row is None:
+        session.add(AlertRow(id=alert_id, status=Status.NEW, created_at=now, updated_at=now, **values))
+        outcome = "new"
+    elif is_update(changes):
+        for field, value in values.items():
+            setattr(row, field, value)
+        row.updated_at = now
+        outcome = "updated"
+    else:
+        return "unchanged"
+    session.add(
+        AlertHistoryRow(
+            alert_id=alert_id, at=now, actor=actor, kind=HistoryKind.DETECTION, changes=changes, run_id=run_id
+        )
+    )
+    return outcome
+
+
+def _rows_by_id(session: Session, ids: set[str]) -> dict[str, AlertRow]:
+    if not ids:
+        return {}
+    return {row.id: row for row in session.scalars(select(AlertRow).where(AlertRow.id.in_(ids)))}
+
+
+def _check_unique(alert_id: str, seen: set[str]) -> None:
+    if alert_id in seen:
+        raise InvalidInputError(f"alert {alert_id!r} appears twice in one batch")
+    seen.add(alert_id)
+
+
+def _locked_alert(session: Session, alert_id: str) -> AlertRow:
+    """The alert row, locked for this transaction on back-ends with row locks."""
+    row = session.get(AlertRow, alert_id, with_for_update=True)
+    if row is None:
+        raise AlertNotFoundError(f"no alert with id {alert_id!r}")
+    return row
+
+
+def _check_transition(current: Status, target: Status) -> None:
+    allowed = STATUS_TRANSITIONS[current]
+    if target in allowed:
+        return
+    if not allowed:
+        raise InvalidInputError(f"an alert that is {current.value} cannot change status any more")
+    choices = " or ".join(sorted(s.value for s in allowed))
+    raise InvalidInputError(f"an alert that is {current.value} can move to {choices}, not {target.value}")
+
+
+def _check_actor(actor: str) -> str:
+    if not isinstance(actor, str) or not actor.strip():
+        raise InvalidInputError("actor must name who or what makes the change, e.g. 'pipeline:mining-change@1'")
+    return actor.strip()
+
+
+def _clean_text(text: str | None) -> str | None:
+    """Blank text counts as none: a whitespace note does not explain a dismissal."""
+    if text is None:
+        return None
+    return text.strip() or None
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInputError(f"limit must be a positive integer; got {limit!r}")
+    return limit
+
+
+def _filters(
+    bbox: BBox | None,
+    status: Status | str | Collection[Status | str] | None,
+    updated_since: datetime | None,
+    after: tuple[datetime, str] | None,
+) -> list[ColumnElement[bool]]:
+    clauses: list[ColumnElement[bool]] = []
+    if bbox is not None:  # envelopes overlap: the indexed prefilter
+        west, south, east, north = bbox
+        clauses += [AlertRow.maxx >= west, AlertRow.minx <= east, AlertRow.maxy >= south, AlertRow.miny <= north]
+    if status is not None:
+        wanted = [status] if isinstance(status, (str, Status)) else list(status)
+        clauses.append(AlertRow.status.in_([coerce_enum(Status, s, "status") for s in wanted]))
+    if updated_since is not None:
+        clauses.append(AlertRow.updated_at >= _aware(updated_since, "updated_since"))
+    if after is not None:
+        at, last_id = _aware(after[0], "after"), after[1]
+        clauses.append(or_(AlertRow.updated_at > at, and_(AlertRow.updated_at == at, AlertRow.id > last_id)))
+    return clauses
+
+
+def _exact_bbox_page(session: Session, stmt: Any, bbox: BBox, limit: int) -> list[Alert]:
+    """Up to ``limit`` rows whose geometry really intersects ``bbox`` (envelopes can overlap without it).
+
+    On PostGIS this becomes ``ST_Intersects`` in SQL; SQLite has no geometry
+    functions, so the candidates that pass the indexed envelope test are
+    checked here, fetched a few at a time until the page is full.
+    """
+    window = box(*bbox)
+    page: list[Alert] = []
+    for row in session.scalars(stmt.execution_options(yield_per=BBOX_FETCH)):
+        if row.geometry.intersects(window):
+            page.append(row_to_alert(row))
+            if len(page) == limit:
+                break
+    return page
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidInputError(f"{name} must be a datetime with a timezone; got {value!r}")
+    return value
+
+
+def _chunks(items: Iterable[Alert], size: int) -> Iterator[list[Alert]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _history_dict(row: AlertHistoryRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "alert_id": row.alert_id,
+        "at": row.at,
+        "actor": row.actor,
+        "kind": row.kind.value,
+        "changes": row.changes,
+        "note": row.note,
+        "run_id": row.run_id,
+    }
+
+
+def _run_dict(row: DetectionRunRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "pipeline": row.pipeline,
+        "pipeline_version": row.pipeline_version,
+        "parameters": row.parameters,
+        "status": row.status.value,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "summary": row.summary,
+    }

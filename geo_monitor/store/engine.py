@@ -1,0 +1,81 @@
+"""Engines for the alert store, with SQLite tuned for several processes on one host.
+
+SQLite is the embedded default, and the web workers, the job runner and the
+command line may all write the same file at once. Three settings make that
+safe instead of a source of "database is locked":
+
+- ``journal_mode=WAL``: readers never block the writer and the writer never
+  blocks readers;
+- ``busy_timeout``: a writer that finds the write lock taken waits for it
+  (up to :data:`BUSY_TIMEOUT_MS`) instead of failing at once;
+- ``BEGIN IMMEDIATE`` for write transactions: the write lock is taken at the
+  start. A deferred transaction that first reads and later writes can fail
+  with SQLITE_BUSY *without* waiting, whatever the busy timeout, when another
+  process committed in between (its read snapshot is stale). Read-only
+  transactions stay deferred so they never queue behind writers.
+
+Python's ``sqlite3`` normally issues BEGIN itself (and not before SELECTs);
+it is switched off here so SQLAlchemy's ``begin`` event can issue the right
+BEGIN. Other back-ends (PostgreSQL) get a plain engine; the execution option
+that asks for an immediate transaction is ignored there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+#: How long a SQLite writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 5000
+
+#: Execution option naming the SQLite BEGIN mode of a transaction ("DEFERRED" or "IMMEDIATE").
+SQLITE_BEGIN = "geo_monitor_sqlite_begin"
+
+
+def make_engine(url: str | URL, **engine_options: Any) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, a busy timeout, foreign keys and explicit BEGINs."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(parsed, pool_pre_ping=True, **engine_options)
+    _ensure_parent_dir(parsed)
+    engine = create_engine(parsed, **engine_options)
+    event.listen(engine, "connect", _tune_sqlite_connection)
+    event.listen(engine, "begin", _begin_sqlite_transaction)
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine (same pool) whose transactions take the write lock at BEGIN on SQLite."""
+    return engine.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+
+
+def _ensure_parent_dir(url: URL) -> None:
+    """Create the folder of a SQLite file: the default store lives in a data_dir that may not exist yet."""
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file:") or url.query.get("mode") == "memory":
+        return
+    Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
+    # Let the begin event, not the driver, decide when and how a transaction starts.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first: switching to WAL briefly needs the lock another process may hold.
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe with WAL
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+    if mode not in ("DEFERRED", "IMMEDIATE", "EXCLUSIVE"):
+        raise ValueError(f"unknown SQLite BEGIN mode {mode!r}")
+    connection.exec_driver_sql(f"BEGIN {mode}")

@@ -1,0 +1,209 @@
+"""Tables of the alert store, as typed SQLAlchemy 2 declarative models.
+
+The schema is written for two back-ends from the start, so that PostGIS and
+Alembic (issue 4) are additions, not rewrites:
+
+- Every constraint and index has a deterministic name (``NAMING_CONVENTION``):
+  Alembic autogenerate and hand-written migrations can refer to them, and
+  SQLite's batch mode can rebuild tables without losing them.
+- Enumerations are ``VARCHAR`` plus a ``CHECK`` constraint (``native_enum=False``)
+  on every back-end, so adding a status later is a constraint change, not an
+  ``ALTER TYPE`` on PostgreSQL only.
+- JSON columns are ``JSON`` on SQLite and ``JSONB`` on PostgreSQL.
+- Timestamps are timezone-aware UTC in Python on every back-end
+  (:class:`UTCDateTime`); SQLite stores them as naive UTC text whose
+  lexicographic order is chronological, so the ``updated_at`` index serves
+  ordering and range queries.
+- The geometry is GeoJSON text (EPSG:4326) plus its bounding box in four
+  indexed columns, which is what makes bbox queries indexable on plain SQLite.
+  On PostGIS a migration can add a ``geometry(MultiPolygon, 4326)`` column with
+  a GiST index next to it (or give :class:`GeoJSONGeometry` a variant); the
+  bbox columns stay useful as a cheap prefilter and for export envelopes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+from enum import Enum
+from typing import Any
+
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from geo_monitor.alerts import Confidence, Legality, Priority, Status
+
+#: Deterministic constraint and index names (Alembic needs names to alter or drop them).
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Longest alert / run id accepted (stable ids are ``gm-`` + 16 hex digits).
+ID_LENGTH = 128
+
+
+class HistoryKind(str, Enum):
+    """What an ``alert_history`` row records."""
+
+    DETECTION = "detection"  # created or updated by a pipeline run
+    STATUS = "status"  # a human moved it through the workflow
+    ASSIGNMENT = "assignment"  # a human (un)assigned it
+
+
+class RunStatus(str, Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every back-end.
+
+    SQLite has no timezone type; without this, values would come back naive
+    and comparisons with aware datetimes would raise. Naive input is refused
+    rather than guessed at, because a wrong guess silently breaks polling.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to a UTC column; attach a timezone")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class GeoJSONGeometry(TypeDecorator[BaseGeometry]):
+    """A shapely geometry stored as GeoJSON text (EPSG:4326).
+
+    ``json`` writes floats with ``repr``, so coordinates round-trip exactly.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: BaseGeometry | None, dialect: Dialect) -> str | None:
+        return None if value is None else json.dumps(mapping(value), separators=(",", ":"))
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> BaseGeometry | None:
+        return None if value is None else shape(json.loads(value))
+
+
+#: JSON documents: JSONB on PostgreSQL; Python ``None`` is SQL NULL, not the JSON text ``null``.
+JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
+
+
+def _enum_type(enum_cls: type[Enum], name: str) -> SAEnum:
+    """VARCHAR + named CHECK constraint holding the enum's *values* (what the API shows)."""
+    return SAEnum(
+        enum_cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda cls: [member.value for member in cls],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every store table; its ``metadata`` is Alembic's ``target_metadata``."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSONDocument}
+
+
+class AlertRow(Base):
+    """One alert: the detection fields the pipeline owns plus the workflow fields people own."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    # detection fields: written by upserts only
+    geometry: Mapped[BaseGeometry] = mapped_column(GeoJSONGeometry())
+    minx: Mapped[float] = mapped_column(Float, index=True)
+    miny: Mapped[float] = mapped_column(Float, index=True)
+    maxx: Mapped[float] = mapped_column(Float, index=True)
+    maxy: Mapped[float] = mapped_column(Float, index=True)
+    area_ha: Mapped[float] = mapped_column(Float)
+    pond_area_ha: Mapped[float] = mapped_column(Float)
+    first_detected: Mapped[date] = mapped_column(index=True)
+    last_observed: Mapped[date]
+    confirmed_at: Mapped[date | None]
+    confidence: Mapped[Confidence] = mapped_column(_enum_type(Confidence, "confidence"))
+    score: Mapped[float] = mapped_column(Float)
+    legality: Mapped[Legality] = mapped_column(_enum_type(Legality, "legality"))
+    priority: Mapped[Priority] = mapped_column(_enum_type(Priority, "priority"), index=True)
+    signature: Mapped[dict[str, Any]]
+    context: Mapped[dict[str, Any]]
+    provenance: Mapped[dict[str, Any]]
+    extra: Mapped[dict[str, Any]]
+    province: Mapped[str | None] = mapped_column(String(200), index=True)  # copy of context.province
+    # workflow fields: written by people through the workflow methods only
+    status: Mapped[Status] = mapped_column(_enum_type(Status, "status"), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    # bookkeeping
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        # The polling order: (updated_at, id) is unique, so keyset pagination never skips or repeats.
+        Index(None, "updated_at", "id"),
+    )
+
+
+class AlertHistoryRow(Base):
+    """One change to an alert: who or what, when, which fields old -> new, and why."""
+
+    __tablename__ = "alert_history"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[HistoryKind] = mapped_column(_enum_type(HistoryKind, "kind"))
+    changes: Mapped[dict[str, Any]]
+    note: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("detection_runs.id", ondelete="SET NULL"), index=True
+    )
+
+    # Declared so the unit of work inserts the alert (and run) before its history
+    # rows; never loaded implicitly.
+    alert: Mapped[AlertRow] = relationship(lazy="raise")
+    run: Mapped[DetectionRunRow | None] = relationship(lazy="raise")
+
+
+class DetectionRunRow(Base):
+    """One pipeline run that wrote alerts: what ran, with which parameters, and how it ended."""
+
+    __tablename__ = "detection_runs"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    pipeline: Mapped[str] = mapped_column(String(200))
+    pipeline_version: Mapped[str] = mapped_column(String(100))
+    parameters: Mapped[dict[str, Any]]
+    summary: Mapped[dict[str, Any] | None]
+    status: Mapped[RunStatus] = mapped_column(_enum_type(RunStatus, "run_status"))

@@ -1,0 +1,375 @@
+"""The ``mining-change`` pipeline: Sentinel-2 scenes -> per-pixel change state -> scored, contextualised alerts.
+
+A named, versioned composition of library stages (geo_monitor.*), run on Dask:
+
+1. search the imagery source over the baseline and monitoring windows;
+2. (first run of a grid) compute the per-pixel baseline from the baseline scenes;
+3. fold every monitoring scene not yet applied into the change state, in date
+   order, one read per scene (a late scene dated before the last applied one
+   triggers a replay from scratch, so incremental runs and a replay agree);
+4. write the new state as a new Zarr version and make it current atomically;
+5. find sites, score them, join the context layers, decide legality and
+   priority, and return alerts with stable ids.
+
+Bad scenes cost themselves, not the run: unreadable, truncated or wrongly
+sized assets are found (before or, failing that, after the fold) and skipped
+with the reason in the summary and the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Final
+
+import dask
+import dask.array as da
+import numpy as np
+import rasterio
+import xarray as xr
+from affine import Affine
+from pyproj import Transformer
+from shapely.ops import transform as shapely_transform
+
+from geo_monitor import change
+from geo_monitor.alerts import Alert, Context, Legality, Priority, Provenance, Signature, stable_alert_id
+from geo_monitor.bands import ALL_BANDS, NATIVE_RESOLUTION_M, REFLECTANCE_BANDS, SCL_BAND
+from geo_monitor.errors import GeoMonitorError, InvalidInputError
+from geo_monitor.loading import load_dn, to_reflectance, utm_epsg_for
+from geo_monitor.scenes import Scene, SkippedItem
+from geo_monitor.scoring import REPORT_THRESHOLD, RULES_VERSION, confidence, evidence, rule_score
+from geo_monitor.sites import Site, find_sites
+from geo_monitor.sources import open_source
+from geo_monitor.state_store import GridSpec, StateInfo, StateStore, grid_key
+from geo_monitor.types import BBox
+
+log = logging.getLogger(__name__)
+
+PIPELINE_NAME: Final[str] = "mining-change"
+PIPELINE_VERSION: Final[str] = "1"
+#: Anything that changes what the state means bumps this (new state key).
+METHOD_VERSION: Final[str] = f"{PIPELINE_NAME}@{PIPELINE_VERSION}"
+DEFAULT_CHUNK_PX: Final[int] = 512
+
+
+@dataclass(frozen=True)
+class DetectionRequest:
+    stac_url: str
+    bbox: BBox
+    start: date  # monitoring start
+    end: date
+    baseline_start: date
+    collection: str | None = None
+    max_cloud_cover: float | None = None
+    chunk_px: int = DEFAULT_CHUNK_PX
+    job_id: str | None = None
+
+
+@dataclass
+class DetectionResult:
+    alerts: list[Alert]
+    grid: GridSpec
+    scenes_found: int
+    scenes_applied: list[str]
+    scenes_already_applied: int
+    skipped: list[SkippedItem]
+    replayed: bool
+    state_version: int
+    sites_found: int
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- Dask kernels (module level: they pickle)
+
+
+def _observations(bands: Sequence[np.ndarray], scl: np.ndarray) -> list[change.Observation]:
+    refl = np.stack(bands, axis=1)  # (T, 6, y, x)
+    return [change.Observation.from_stack(refl[i], scl[i]) for i in range(scl.shape[0])]
+
+
+def _baseline_block(*blocks: np.ndarray) -> np.ndarray:
+    """Blocks: 6 reflectance (T, y, x), SCL (T, y, x) -> (n_baseline_vars, y, x) float32."""
+    *bands, scl = blocks
+    base = change.compute_baseline(_observations(bands, scl))
+    return np.stack([base[name] for name in change.BASELINE_VARS]).astype(np.float32)
+
+
+def _fold_block(*blocks: np.ndarray, days: Sequence[int]) -> np.ndarray:
+    """Blocks: state vars (1, y, x) ..., baseline vars (1, y, x) ..., 6 reflectance and SCL (T, y, x).
+
+    Returns the updated state, stacked (n_state_vars, y, x) as float64 (every
+    state dtype fits exactly).
+    """
+    n_state, n_base = len(change.STATE_VARS), len(change.BASELINE_VARS)
+    state = {name: blocks[i][0].astype(dtype, copy=True)
+             for i, (name, dtype) in enumerate(change.STATE_VARS.items())}
+    baseline = {name: blocks[n_state + i][0] for i, name in enumerate(change.BASELINE_VARS)}
+    bands, scl = blocks[n_state + n_base: -1], blocks[-1]
+    for obs, day in zip(_observations(bands, scl), days):
+        change.apply_observation(state, change.classify(obs, baseline), int(day))
+    return np.stack([state[name] for name in change.STATE_VARS]).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- scene checks
+
+
+def check_scene_headers(scene: Scene, grid_epsg: int) -> str | None:
+    """Why a scene cannot be used (None if fine), from its assets' headers only (cheap: no pixels).
+
+    Catches what search cannot: files that do not open, are not the size the
+    item declares, or whose pixel size does not fit the band.
+    """
+    for band in ALL_BANDS:
+        asset = scene.assets[band]
+        try:
+            with rasterio.open(asset.href) as ds:
+                res = abs(ds.transform.a)
+                declared = scene.item_json["assets"][band].get("proj:shape")
+                if declared and list(declared) != [ds.height, ds.width]:
+                    return f"{band}: {ds.height}x{ds.width} pixels, item says {declared[0]}x{declared[1]}"
+                if not np.isclose(res, NATIVE_RESOLUTION_M[band], rtol=0.01):
+                    return f"{band}: {res:g} m pixels, expected {NATIVE_RESOLUTION_M[band]} m"
+                if ds.crs is None:
+                    return f"{band}: no CRS"
+        except rasterio.errors.RasterioIOError as exc:
+            return f"{band}: cannot open ({_short(exc)})"
+    return None
+
+
+def find_unreadable(scene: Scene) -> str | None:
+    """Read every asset in full (the slow, sure check, used only after a failed fold)."""
+    for band in ALL_BANDS:
+        try:
+            with rasterio.open(scene.assets[band].href) as ds:
+                ds.read(1)
+        except (rasterio.errors.RasterioError, OSError) as exc:
+            return f"{band}: unreadable ({_short(exc)})"
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+class MiningChangePipeline:
+    """Runs one :class:`DetectionRequest` against a state root; wire a Dask client around it."""
+
+    def __init__(self, state_root: Path, context_layers: Any | None = None,
+                 progress: Callable[[str, int, int], None] | None = None) -> None:
+        self.state_root = Path(state_root)
+        self.context_layers = context_layers
+        self.progress = progress or (lambda stage, done, total: None)
+
+    def run(self, req: DetectionRequest) -> DetectionResult:
+        t0 = time.monotonic()
+        if req.baseline_start >= req.start:
+            raise InvalidInputError(f"baseline start {req.baseline_start} must be before the monitoring start {req.start}")
+        source = open_source(req.stac_url, req.collection)
+        found = source.search(req.bbox, req.baseline_start, req.end, req.max_cloud_cover)
+        skipped = list(found.skipped)
+        epsg = utm_epsg_for((req.bbox[0] + req.bbox[2]) / 2, (req.bbox[1] + req.bbox[3]) / 2)
+        self.progress("checking scenes", 0, len(found.scenes))
+        scenes = []
+        for i, scene in enumerate(found.scenes):
+            reason = check_scene_headers(scene, epsg)
+            if reason:
+                skipped.append(SkippedItem(scene.id, reason))
+                log.warning("scene skipped", extra={"scene": scene.id, "reason": reason})
+            else:
+                scenes.append(scene)
+            self.progress("checking scenes", i + 1, len(found.scenes))
+        baseline_scenes = [s for s in scenes if s.datetime.date() < req.start]
+        monitor_scenes = [s for s in scenes if req.start <= s.datetime.date() <= req.end]
+        if not monitor_scenes and not baseline_scenes:
+            raise InvalidInputError(f"no usable scenes over {req.bbox} between {req.baseline_start} and {req.end}")
+
+        crs = f"EPSG:{epsg}"
+        grid, template = self._grid(scenes, crs, req)
+        store = StateStore(self.state_root, grid_key(grid, req.baseline_start.isoformat(), req.start.isoformat(),
+                                                     METHOD_VERSION))
+        info = store.current()
+        applied = set(info.applied_scene_ids) if info else set()
+        new = [s for s in monitor_scenes if s.id not in applied]
+        last_key = max((s.sort_key for s in monitor_scenes if s.id in applied), default=None)
+        replay = info is not None and last_key is not None and any(s.sort_key < last_key for s in new)
+        if replay:
+            log.info("late scene: replaying the monitoring window", extra={"new": len(new)})
+            new = list(monitor_scenes)
+
+        if info is None or new or replay:
+            info, new_applied, bad = self._update(store, info, grid, crs, req, baseline_scenes, new, replay)
+            skipped += bad
+        else:
+            new_applied = []
+        state = self._load_state(store, info)
+        transform = Affine(grid.resolution, 0, grid.x0, 0, -grid.resolution, grid.y0)
+        sites = find_sites(state, state, transform, grid.resolution)
+        monitor_ids = [s for s in monitor_scenes if s.id in set(info.applied_scene_ids)]
+        alerts = self._alerts(sites, grid, monitor_ids, req)
+        return DetectionResult(
+            alerts=alerts,
+            grid=grid,
+            scenes_found=len(found.scenes) + len(found.skipped),
+            scenes_applied=new_applied,
+            scenes_already_applied=len([s for s in monitor_scenes if s.id in applied]) if not replay else 0,
+            skipped=skipped,
+            replayed=replay,
+            state_version=info.version,
+            sites_found=len(sites),
+            seconds=round(time.monotonic() - t0, 1),
+        )
+
+    # -- grid and state
+
+    def _grid(self, scenes: list[Scene], crs: str, req: DetectionRequest) -> tuple[GridSpec, xr.Dataset]:
+        template = load_dn(scenes[:1], crs=crs, bbox=req.bbox, chunk_px=req.chunk_px, bands=[SCL_BAND])
+        x, y = template.x.values, template.y.values
+        res = float(abs(x[1] - x[0]))
+        grid = GridSpec(int(crs.split(":")[1]), float(x[0] - res / 2), float(y[0] + res / 2), len(x), len(y), res)
+        return grid, template
+
+    def _stack(self, scenes: list[Scene], crs: str, req: DetectionRequest) -> list[da.Array]:
+        """Reflectance bands and SCL of ``scenes`` as (T, y, x) dask arrays, one chunk along time."""
+        ds = to_reflectance(load_dn(scenes, crs=crs, bbox=req.bbox, chunk_px=req.chunk_px))
+        arrays = [ds[b].data for b in REFLECTANCE_BANDS] + [ds[SCL_BAND].data]
+        return [a.rechunk({0: -1}) for a in arrays]
+
+    def _update(self, store: StateStore, info: StateInfo | None, grid: GridSpec, crs: str, req: DetectionRequest,
+                baseline_scenes: list[Scene], new: list[Scene], replay: bool
+                ) -> tuple[StateInfo, list[str], list[SkippedItem]]:
+        bad: list[SkippedItem] = []
+        for attempt in range(2):
+            try:
+                return self._write_version(store, info, grid, crs, req, baseline_scenes, new, replay) + (bad,)
+            except (rasterio.errors.RasterioError, OSError, RuntimeError) as exc:
+                if attempt:
+                    raise GeoMonitorError(f"state update failed twice: {_short(exc)}") from exc
+                log.warning("state update failed; looking for unreadable scenes", extra={"error": _short(exc)})
+                for scene in [*new, *(baseline_scenes if info is None else [])]:
+                    reason = find_unreadable(scene)
+                    if reason:
+                        bad.append(SkippedItem(scene.id, reason))
+                        log.warning("scene skipped", extra={"scene": scene.id, "reason": reason})
+                bad_ids = {b.id for b in bad}
+                if not bad_ids:
+                    raise
+                new = [s for s in new if s.id not in bad_ids]
+                baseline_scenes = [s for s in baseline_scenes if s.id not in bad_ids]
+        raise AssertionError("unreachable")
+
+    def _write_version(self, store: StateStore, info: StateInfo | None, grid: GridSpec, crs: str,
+                       req: DetectionRequest, baseline_scenes: list[Scene], new: list[Scene], replay: bool
+                       ) -> tuple[StateInfo, list[str]]:
+        chunks = (req.chunk_px, req.chunk_px)
+        shape = (grid.height, grid.width)
+        if info is None:
+            if not baseline_scenes:
+                raise InvalidInputError(f"no usable baseline scenes between {req.baseline_start} and {req.start}")
+            stack = self._stack(baseline_scenes, crs, req)
+            base = da.map_blocks(_baseline_block, *stack, dtype=np.float32,
+                                 chunks=((len(change.BASELINE_VARS),), *stack[0].chunks[1:]))
+            baseline = {name: base[i] for i, name in enumerate(change.BASELINE_VARS)}
+        else:
+            previous = store.open(info, chunks={"y": chunks[0], "x": chunks[1]})
+            baseline = {name: previous[name].data for name in change.BASELINE_VARS}
+        if info is None or replay:
+            state = {name: da.zeros(shape, dtype=dtype, chunks=chunks) for name, dtype in change.STATE_VARS.items()}
+            already: list[str] = []
+        else:
+            state = {name: previous[name].data for name in change.STATE_VARS}
+            already = list(info.applied_scene_ids)
+        if new:
+            stack = self._stack(new, crs, req)
+            days = [change.day_index(s.datetime.date()) for s in sorted(new, key=lambda s: s.sort_key)]
+            inputs = [state[n].rechunk(chunks)[None] for n in change.STATE_VARS]
+            inputs += [baseline[n].rechunk(chunks)[None] for n in change.BASELINE_VARS]
+            folded = da.map_blocks(_fold_block, *inputs, *stack, days=days, dtype=np.float64,
+                                   chunks=((len(change.STATE_VARS),), *stack[0].chunks[1:]))
+            state = {name: folded[i].astype(dtype) for i, (name, dtype) in enumerate(change.STATE_VARS.items())}
+        version, path = store.new_version_path(info)
+        data = {name: (("y", "x"), arr.rechunk(chunks)) for name, arr in {**baseline, **state}.items()}
+        ds = xr.Dataset(data, attrs={"crs": crs, "method": METHOD_VERSION,
+                                     "thresholds": str(change.thresholds_record())})
+        self.progress("updating change state", 0, 1)
+        ds.to_zarr(path, mode="w", consolidated=False)
+        self.progress("updating change state", 1, 1)
+        applied_now = [s.id for s in sorted(new, key=lambda s: s.sort_key)]
+        all_applied = applied_now if (info is None or replay) else already + applied_now
+        last_day = max((change.day_index(s.datetime.date()) for s in new), default=info.last_applied_day if info else 0)
+        new_info = StateInfo(version=version, grid=grid.__dict__, baseline_start=req.baseline_start.isoformat(),
+                             monitor_start=req.start.isoformat(), method=METHOD_VERSION,
+                             applied_scene_ids=all_applied, last_applied_day=int(last_day))
+        store.commit(new_info)
+        log.info("change state updated", extra={"version": version, "scenes": len(applied_now), "replay": replay})
+        return new_info, applied_now
+
+    def _load_state(self, store: StateStore, info: StateInfo) -> dict[str, np.ndarray]:
+        ds = store.open(info, chunks={})
+        names = [*change.STATE_VARS, *change.BASELINE_VARS]
+        values = dask.compute(*[ds[n].data for n in names])
+        return dict(zip(names, values))
+
+    # -- alerts
+
+    def _alerts(self, sites: list[Site], grid: GridSpec, monitor_scenes: list[Scene],
+                req: DetectionRequest) -> list[Alert]:
+        to_wgs84 = Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True).transform
+        contexts = self._contexts(sites, grid)
+        alerts = []
+        for site, ctx in zip(sites, contexts):
+            score = rule_score(site.features)
+            if score < REPORT_THRESHOLD:
+                continue
+            conf = confidence(site)
+            legality, priority = self._legality(ctx, conf, score, site.features.area_ha)
+            first, last = site.first_detected, site.last_observed
+            scene_ids = [s.id for s in monitor_scenes
+                         if first <= change.day_index(s.datetime.date()) <= last]
+            f = site.features
+            alerts.append(Alert(
+                id=stable_alert_id(grid.epsg, *site.anchor_xy),
+                geometry=shapely_transform(to_wgs84, site.geometry),
+                area_ha=round(f.area_ha, 4),
+                pond_area_ha=round(site.pond_geometry.area / 10_000, 4) if site.pond_geometry is not None else 0.0,
+                first_detected=change.day_from_index(first),
+                last_observed=change.day_from_index(last),
+                confirmed_at=change.day_from_index(site.confirmed_at) if site.confirmed_at else None,
+                confidence=conf,
+                score=round(score, 4),
+                signature=Signature(vegetation_loss=round(f.ndvi_drop, 4), bare_soil=round(f.bare_share, 4),
+                                    water=round(f.water_share, 4), turbidity=float(f.pond_px > 0)),
+                context=ctx,
+                legality=legality,
+                priority=priority,
+                provenance=Provenance(PIPELINE_NAME, PIPELINE_VERSION, RULES_VERSION, scene_ids, req.job_id),
+                extra={"evidence": {k: round(v, 3) for k, v in evidence(f).items()},
+                       "features": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.__dict__.items()}},
+            ))
+        return sorted(alerts, key=lambda a: a.id)
+
+    def _contexts(self, sites: list[Site], grid: GridSpec) -> list[Context]:
+        if self.context_layers is None or not sites:
+            return [Context() for _ in sites]
+        import geopandas as gpd
+
+        from geo_monitor.legality import site_context
+
+        layers = self.context_layers.to_crs(f"EPSG:{grid.epsg}")
+        geoms = gpd.GeoSeries([s.geometry for s in sites], crs=f"EPSG:{grid.epsg}")
+        return site_context(geoms, layers)
+
+    def _legality(self, ctx: Context, conf: Any, score: float, area_ha: float) -> tuple[Legality, Priority]:
+        if self.context_layers is None:
+            return Legality.UNKNOWN, Priority.MEDIUM if conf.value == "high" else Priority.LOW
+        from geo_monitor.legality import legality, priority
+
+        legal = legality(ctx, self.context_layers)
+        return legal, priority(legal, ctx, conf, score, area_ha)
