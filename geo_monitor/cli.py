@@ -506,5 +506,15 @@ def sample_data(
     _echo_build_report(report, spec, REGIONS[spec.region].title, settings)
 
 
+def _register_commands() -> None:
+    """Commands that live in their own modules add themselves to ``main`` on import."""
+    import geo_monitor.cli_detection  # noqa: F401
+
+
+_register_commands()
+
 if __name__ == "__main__":
-    main()
+    # Run the importable module's group (the one the other modules registered on), not __main__'s copy.
+    from geo_monitor.cli import main as _main
+
+    _main()

@@ -57,6 +57,7 @@ def load_dn(
     bands: Sequence[str] = ALL_BANDS,
     resampling: str = "nearest",
     fail_on_error: bool = True,
+    time_chunk: int = 1,
 ) -> xr.Dataset:
     """Lazily load scenes' digital numbers on one grid.
 
@@ -72,7 +73,9 @@ def load_dn(
     scenes with the same timestamp), with coordinates along ``time``:
     ``scene_id`` and, per reflectance band, ``scale_<band>`` and
     ``offset_<band>`` for :func:`to_reflectance`. ``time`` is naive UTC.
-    Arrays are Dask arrays in chunks of (1, ``chunk_px``, ``chunk_px``).
+    Arrays are Dask arrays in chunks of (``time_chunk``, ``chunk_px``, ``chunk_px``);
+    ``time_chunk=-1`` reads every scene of a spatial chunk in one task (a time
+    series per chunk without moving slices between workers).
     Unreadable files raise at compute time unless ``fail_on_error=False``
     (then their pixels stay nodata).
     """
@@ -93,7 +96,7 @@ def load_dn(
         crs=crs,
         resolution=resolution,
         bbox=tuple(bbox),
-        chunks={"time": 1, "x": chunk_px, "y": chunk_px},
+        chunks={"time": time_chunk, "x": chunk_px, "y": chunk_px},
         # Not dtype={band: ...}: odc-loader 0.6 passes that dict to Dask's
         # normalize_chunks and fails; per-band types go through stac_cfg.
         stac_cfg=_STAC_CFG,

@@ -39,7 +39,7 @@ from geo_monitor import change
 from geo_monitor.alerts import Alert, Context, Legality, Priority, Provenance, Signature, stable_alert_id
 from geo_monitor.bands import ALL_BANDS, NATIVE_RESOLUTION_M, REFLECTANCE_BANDS, SCL_BAND
 from geo_monitor.errors import GeoMonitorError, InvalidInputError
-from geo_monitor.loading import load_dn, to_reflectance, utm_epsg_for
+from geo_monitor.loading import load_dn, offset_coord, scale_coord, utm_epsg_for
 from geo_monitor.scenes import Scene, SkippedItem
 from geo_monitor.scoring import REPORT_THRESHOLD, RULES_VERSION, confidence, evidence, rule_score
 from geo_monitor.sites import Site, find_sites
@@ -87,19 +87,32 @@ class DetectionResult:
 # --------------------------------------------------------------------------- Dask kernels (module level: they pickle)
 
 
-def _observations(bands: Sequence[np.ndarray], scl: np.ndarray) -> list[change.Observation]:
-    refl = np.stack(bands, axis=1)  # (T, 6, y, x)
-    return [change.Observation.from_stack(refl[i], scl[i]) for i in range(scl.shape[0])]
+@dataclass(frozen=True)
+class DnRules:
+    """Per scene (in stack order) and band: reflectance = DN * scale + offset; DN 0 is no data."""
+
+    scale: np.ndarray  # (T, 6)
+    offset: np.ndarray  # (T, 6)
 
 
-def _baseline_block(*blocks: np.ndarray) -> np.ndarray:
-    """Blocks: 6 reflectance (T, y, x), SCL (T, y, x) -> (n_baseline_vars, y, x) float32."""
+def _observations(dn_bands: Sequence[np.ndarray], scl: np.ndarray, rules: DnRules) -> list[change.Observation]:
+    """DN blocks (T, y, x) per band -> one Observation per scene, converted here (uint16 moves, not float32)."""
+    out = []
+    for i in range(scl.shape[0]):
+        refl = np.stack([np.where(dn[i] == 0, np.nan, dn[i] * np.float32(rules.scale[i, b]) + np.float32(rules.offset[i, b]))
+                         for b, dn in enumerate(dn_bands)]).astype(np.float32)
+        out.append(change.Observation.from_stack(refl, scl[i]))
+    return out
+
+
+def _baseline_block(*blocks: np.ndarray, rules: DnRules) -> np.ndarray:
+    """Blocks: 6 DN (T, y, x), SCL (T, y, x) -> (n_baseline_vars, y, x) float32."""
     *bands, scl = blocks
-    base = change.compute_baseline(_observations(bands, scl))
+    base = change.compute_baseline(_observations(bands, scl, rules))
     return np.stack([base[name] for name in change.BASELINE_VARS]).astype(np.float32)
 
 
-def _fold_block(*blocks: np.ndarray, days: Sequence[int]) -> np.ndarray:
+def _fold_block(*blocks: np.ndarray, days: Sequence[int], rules: DnRules) -> np.ndarray:
     """Blocks: state vars (1, y, x) ..., baseline vars (1, y, x) ..., 6 reflectance and SCL (T, y, x).
 
     Returns the updated state, stacked (n_state_vars, y, x) as float64 (every
@@ -110,7 +123,7 @@ def _fold_block(*blocks: np.ndarray, days: Sequence[int]) -> np.ndarray:
              for i, (name, dtype) in enumerate(change.STATE_VARS.items())}
     baseline = {name: blocks[n_state + i][0] for i, name in enumerate(change.BASELINE_VARS)}
     bands, scl = blocks[n_state + n_base: -1], blocks[-1]
-    for obs, day in zip(_observations(bands, scl), days):
+    for obs, day in zip(_observations(bands, scl, rules), days):
         change.apply_observation(state, change.classify(obs, baseline), int(day))
     return np.stack([state[name] for name in change.STATE_VARS]).astype(np.float64)
 
@@ -163,10 +176,15 @@ class MiningChangePipeline:
     """Runs one :class:`DetectionRequest` against a state root; wire a Dask client around it."""
 
     def __init__(self, state_root: Path, context_layers: Any | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> None:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 compute: Callable[[Any], Any] | None = None) -> None:
+        """``progress(stage, done, total)`` hears about each stage; ``compute(delayed)`` runs the
+        heavy graph (default ``dask.compute`` on whatever scheduler is active, e.g. a
+        distributed Client), so a caller can show a progress bar over its tasks."""
         self.state_root = Path(state_root)
         self.context_layers = context_layers
         self.progress = progress or (lambda stage, done, total: None)
+        self.compute = compute or (lambda delayed: dask.compute(delayed)[0])
 
     def run(self, req: DetectionRequest) -> DetectionResult:
         t0 = time.monotonic()
@@ -236,11 +254,13 @@ class MiningChangePipeline:
         grid = GridSpec(int(crs.split(":")[1]), float(x[0] - res / 2), float(y[0] + res / 2), len(x), len(y), res)
         return grid, template
 
-    def _stack(self, scenes: list[Scene], crs: str, req: DetectionRequest) -> list[da.Array]:
-        """Reflectance bands and SCL of ``scenes`` as (T, y, x) dask arrays, one chunk along time."""
-        ds = to_reflectance(load_dn(scenes, crs=crs, bbox=req.bbox, chunk_px=req.chunk_px))
+    def _stack(self, scenes: list[Scene], crs: str, req: DetectionRequest) -> tuple[list[da.Array], DnRules]:
+        """DN bands and SCL of ``scenes`` as (T, y, x) dask arrays, all of a chunk's scenes read by one task."""
+        ds = load_dn(scenes, crs=crs, bbox=req.bbox, chunk_px=req.chunk_px, time_chunk=-1)
         arrays = [ds[b].data for b in REFLECTANCE_BANDS] + [ds[SCL_BAND].data]
-        return [a.rechunk({0: -1}) for a in arrays]
+        rules = DnRules(np.stack([ds[scale_coord(b)].values for b in REFLECTANCE_BANDS], axis=1),
+                        np.stack([ds[offset_coord(b)].values for b in REFLECTANCE_BANDS], axis=1))
+        return arrays, rules
 
     def _update(self, store: StateStore, info: StateInfo | None, grid: GridSpec, crs: str, req: DetectionRequest,
                 baseline_scenes: list[Scene], new: list[Scene], replay: bool
@@ -273,8 +293,8 @@ class MiningChangePipeline:
         if info is None:
             if not baseline_scenes:
                 raise InvalidInputError(f"no usable baseline scenes between {req.baseline_start} and {req.start}")
-            stack = self._stack(baseline_scenes, crs, req)
-            base = da.map_blocks(_baseline_block, *stack, dtype=np.float32,
+            stack, rules = self._stack(baseline_scenes, crs, req)
+            base = da.map_blocks(_baseline_block, *stack, rules=rules, dtype=np.float32,
                                  chunks=((len(change.BASELINE_VARS),), *stack[0].chunks[1:]))
             baseline = {name: base[i] for i, name in enumerate(change.BASELINE_VARS)}
         else:
@@ -287,11 +307,11 @@ class MiningChangePipeline:
             state = {name: previous[name].data for name in change.STATE_VARS}
             already = list(info.applied_scene_ids)
         if new:
-            stack = self._stack(new, crs, req)
+            stack, rules = self._stack(new, crs, req)
             days = [change.day_index(s.datetime.date()) for s in sorted(new, key=lambda s: s.sort_key)]
             inputs = [state[n].rechunk(chunks)[None] for n in change.STATE_VARS]
             inputs += [baseline[n].rechunk(chunks)[None] for n in change.BASELINE_VARS]
-            folded = da.map_blocks(_fold_block, *inputs, *stack, days=days, dtype=np.float64,
+            folded = da.map_blocks(_fold_block, *inputs, *stack, days=days, rules=rules, dtype=np.float64,
                                    chunks=((len(change.STATE_VARS),), *stack[0].chunks[1:]))
             state = {name: folded[i].astype(dtype) for i, (name, dtype) in enumerate(change.STATE_VARS.items())}
         version, path = store.new_version_path(info)
@@ -299,7 +319,7 @@ class MiningChangePipeline:
         ds = xr.Dataset(data, attrs={"crs": crs, "method": METHOD_VERSION,
                                      "thresholds": str(change.thresholds_record())})
         self.progress("updating change state", 0, 1)
-        ds.to_zarr(path, mode="w", consolidated=False)
+        self.compute(ds.to_zarr(path, mode="w", consolidated=False, compute=False))
         self.progress("updating change state", 1, 1)
         applied_now = [s.id for s in sorted(new, key=lambda s: s.sort_key)]
         all_applied = applied_now if (info is None or replay) else already + applied_now
