@@ -68,8 +68,8 @@ class Thresholds:
     baseline_min_ndvi: float = 0.55
     #: Pixels bare or wet in more than this share of baseline observations are
     #: fields in a cycle, bars, scars or flood plains: not eligible.
-    baseline_max_bare_share: float = 0.15
-    baseline_max_water_share: float = 0.15
+    baseline_max_bare_share: float = 0.10
+    baseline_max_water_share: float = 0.10
     #: Fewer clear baseline observations than this: no reliable baseline.
     baseline_min_obs: int = 3
 
@@ -186,8 +186,8 @@ def compute_baseline(observations: list[Observation], t: Thresholds = DEFAULT_TH
     ndvi = [indices.ndvi(o.nir, o.red) for o in observations]
     bsi = [indices.bsi(o.blue, o.red, o.nir, o.swir16) for o in observations]
     mndwi = [indices.mndwi(o.green, o.swir16) for o in observations]
-    bare = np.stack([_is_bare(o, n, b, t) for o, n, b in zip(observations, ndvi, bsi)]) & usable
     wet = np.stack([_is_water(n, m, t) for n, m in zip(ndvi, mndwi)]) & usable
+    bare = np.stack([_is_bare(o, n, b, t) for o, n, b in zip(observations, ndvi, bsi)]) & usable & ~wet
     with np.errstate(all="ignore"):
         denom = np.maximum(n_obs, 1)
         return {
@@ -253,8 +253,8 @@ def classify(o: Observation, baseline: dict[str, np.ndarray], t: Thresholds = DE
                   & (o.swir16 < t.shadow_ratio * baseline["base_swir16"]) & (mndwi <= 0))
         clear = o.usable(t) & ~hazy & ~shadow
         drop = baseline["base_ndvi"] - ndvi
-        bare = _is_bare(o, ndvi, bsi, t) & clear
         water &= clear
+        bare = _is_bare(o, ndvi, bsi, t) & clear & ~water  # turbid water is bright too: water wins
         turbid = water & (indices.ndti(o.red, o.green) > t.ndti_turbid)
         anomaly = clear & eligible(baseline, t) & (drop > t.ndvi_drop) & (bare | water)
         strict = anomaly & (water | ((bsi > t.bsi_bare_strict) & (ndvi < t.ndvi_bare_strict)))

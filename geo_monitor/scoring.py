@@ -29,20 +29,23 @@ MIN_POND_PX: Final[int] = 3
 @dataclass(frozen=True)
 class Weights:
     bias: float = -1.0
-    soil: float = 2.0  # x bare share x strict share
+    soil: float = 2.5  # x bare share x how far the strict (mostly-soil) share is above strict_floor
     ponds: float = 1.5
-    no_ponds: float = -0.5  # alluvial mining washes gravel in water: no pools is evidence against
+    no_ponds: float = -1.0  # alluvial mining washes gravel in water: no pools is evidence against
     near_river: float = 1.0  # within near_river_m
     mid_river: float = 0.3  # within mid_river_m
-    far_from_river: float = -0.7
+    far_from_river: float = -1.5  # alluvial gold is in river gravels
     river_change: float = -2.5  # mostly new water joined to the river
     linear_without_ponds: float = -1.5
-    growth: float = 0.5
+    growth: float = 0.3
     near_river_m: float = 300.0
     mid_river_m: float = 1000.0
     linear_elongation: float = 4.0
     river_extension_share: float = 0.4
-    growth_days: float = 30.0
+    growth_days: float = 60.0  # cloud gaps alone spread first sightings over a month or so
+    #: Stripped pits are mostly pure soil or water; settlements, gardens and verges stay mixed.
+    strict_floor: float = 0.4
+    strict_full: float = 0.9
 
 
 DEFAULT_WEIGHTS: Final[Weights] = Weights()
@@ -59,7 +62,7 @@ def evidence(f: SiteFeatures, w: Weights = DEFAULT_WEIGHTS) -> dict[str, float]:
         river = w.far_from_river
     return {
         "bias": w.bias,
-        "soil": w.soil * f.bare_share * f.strict_share,
+        "soil": w.soil * f.bare_share * min(max((f.strict_share - w.strict_floor) / (w.strict_full - w.strict_floor), 0.0), 1.0),
         "ponds": w.ponds if has_ponds else w.no_ponds,
         "river": river,
         "river_change": w.river_change if f.river_extension_share >= w.river_extension_share else 0.0,

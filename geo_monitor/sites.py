@@ -24,8 +24,9 @@ from shapely.ops import unary_union
 #: Minimum mapping unit: 0.3 ha = 30 pixels of 10 m. Smaller openings are
 #: below what 10 m imagery maps reliably under this much cloud (docs/method.md).
 MMU_HA: Final[float] = 0.3
-#: Pits closer than this are one site (pixels; 2 px = 20 m gaps bridged).
-MERGE_GAP_PX: Final[int] = 2
+#: Pits closer than this are one site (pixels; 4 px: gaps up to ~40 m bridged). One crew
+#: works pits a few tens of metres apart; farther apart they are reported separately.
+MERGE_GAP_PX: Final[int] = 4
 #: A baseline pixel wet in more than this share of observations is permanent water (rivers).
 PERMANENT_WATER_SHARE: Final[float] = 0.5
 
