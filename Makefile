@@ -20,21 +20,24 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test install clean
 
-## demo: build the SYNTHETIC sample area, run the main job on it, print where the results are.
+## demo: build the SYNTHETIC sample area, run the detection pipeline on it, score it, print where the results are.
 demo: $(INSTALLED)
 	@mkdir -p $(DEMO_DIR)
 	$(GEO) sample-data $(SAMPLE_ARGS) > $(DEMO_DIR)/sample-data.txt
-	@# The main job for now: find the sample's scenes. Later: pipeline -> alerts -> map on localhost.
-	$(GEO) scenes > $(DEMO_DIR)/scenes.txt
+	$(GEO) detect --out $(DEMO_DIR)/alerts.geojson > $(DEMO_DIR)/detect.txt
+	$(GEO) evaluate --alerts $(DEMO_DIR)/alerts.geojson --clear-looks > $(DEMO_DIR)/evaluation.txt
 	@echo
 	@echo "==================== geo-monitor demo: done ===================="
 	@cat $(DEMO_DIR)/sample-data.txt
 	@echo
-	@echo "Main job (for now: list the sample area's scenes):"
-	@echo "  $$(tail -n 1 $(DEMO_DIR)/scenes.txt)"
-	@echo "  scene list        $(abspath $(DEMO_DIR))/scenes.txt"
+	@echo "Detection (mining-change pipeline on the sample):"
+	@sed 's/^/  /' $(DEMO_DIR)/detect.txt
+	@echo "  alerts GeoJSON    $(abspath $(DEMO_DIR))/alerts.geojson"
+	@echo
+	@echo "Scorecard against the sample's ground truth (SYNTHETIC data, not an accuracy on real imagery):"
+	@sed 's/^/  /' $(DEMO_DIR)/evaluation.txt
 	@echo "  settings, paths   $(GEO) info"
-	@echo "Not yet: detection pipeline, alerts, map viewer, jobs (issues 3-6)."
+	@echo "Not yet: map viewer, partner API, jobs (issues 4-6)."
 
 ## test: install what the tests need and run the whole suite (fails when pytest fails).
 test: $(INSTALLED)

@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 #: Default length of the baseline before the monitoring start.
 BASELINE_DAYS = 365
+#: Top-level member of detect's GeoJSON output that records the run's parameters.
+RUN_MEMBER = "geo_monitor_run"
 
 
 def _progress_printer(enabled: bool) -> Any:
@@ -83,6 +85,7 @@ def detect(stac_url: str | None, collection: str | None, bbox: str | None, start
     """
     from geo_monitor.context import ContextLayers
     from geo_monitor.dask_cluster import dask_client
+    from geo_monitor.site_model import load_default
     from geo_monitor.store import AlertStore
     from pipelines.mining_change import PIPELINE_NAME, PIPELINE_VERSION, DetectionRequest, MiningChangePipeline
 
@@ -111,7 +114,8 @@ def detect(stac_url: str | None, collection: str | None, bbox: str | None, start
     try:
         with dask_client(settings) as client:
             pipeline = MiningChangePipeline(settings.resolved_data_dir / "state", layers,
-                                            progress=_progress_printer(show), compute=_compute_with_progress(client, show))
+                                            progress=_progress_printer(show), compute=_compute_with_progress(client, show),
+                                            model=load_default(settings.models_dir))
             result = pipeline.run(DetectionRequest(**{**request.__dict__, "job_id": run_id}))
         upsert = store.upsert_alerts(result.alerts, actor=f"pipeline:{PIPELINE_NAME}@{PIPELINE_VERSION}", run_id=run_id)
     except BaseException as exc:
@@ -121,8 +125,11 @@ def detect(stac_url: str | None, collection: str | None, bbox: str | None, start
         from geo_monitor.alerts import feature_collection
 
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(feature_collection(result.alerts), ensure_ascii=False) + "\n", encoding="utf-8")
-    summary = _summary(result, upsert, run_id, out, settings)
+        doc = feature_collection(result.alerts)
+        # A foreign member (allowed by RFC 7946) so the file says what run made it; evaluate reads it.
+        doc[RUN_MEMBER] = {"run_id": run_id, **_request_record(request)}
+        out.write_text(json.dumps(doc, ensure_ascii=False) + "\n", encoding="utf-8")
+    summary = _summary(result, upsert, run_id, out, settings, request)
     store.finish_run(run_id, "succeeded", summary)
     if as_json:
         _echo_json(summary)
@@ -134,7 +141,9 @@ def _request_record(request: Any) -> dict[str, Any]:
     return {k: (v.isoformat() if isinstance(v, date) else v) for k, v in request.__dict__.items()}
 
 
-def _summary(result: Any, upsert: Any, run_id: str, out: Path | None, settings: Any) -> dict[str, Any]:
+def _summary(result: Any, upsert: Any, run_id: str, out: Path | None, settings: Any,
+             request: Any) -> dict[str, Any]:
+    result_window = (request.start.isoformat(), request.baseline_start.isoformat(), request.end.isoformat())
     return {
         "run_id": run_id,
         "grid": {"epsg": result.grid.epsg, "width": result.grid.width, "height": result.grid.height},
@@ -149,6 +158,9 @@ def _summary(result: Any, upsert: Any, run_id: str, out: Path | None, settings: 
         "alerts_updated": upsert.updated,
         "alerts_unchanged": upsert.unchanged,
         "state_version": result.state_version,
+        "monitor_start": result_window[0],
+        "baseline_start": result_window[1],
+        "end": result_window[2],
         "seconds": result.seconds,
         "store": settings.resolved_database_url,
         "geojson": str(out) if out else None,
@@ -156,6 +168,7 @@ def _summary(result: Any, upsert: Any, run_id: str, out: Path | None, settings: 
 
 
 def _echo_summary(s: dict[str, Any]) -> None:
+    click.echo(f"Window: baseline from {s['baseline_start']}, monitoring from {s['monitor_start']} to {s['end']}")
     click.echo(f"Scenes: {s['scenes_found']} found, {s['scenes_applied']} applied now, "
                f"{s['scenes_already_applied']} applied before, {len(s['skipped'])} skipped"
                + (" (late scene: state replayed)" if s["replayed"] else ""))
@@ -169,10 +182,13 @@ def _echo_summary(s: dict[str, Any]) -> None:
 
 @main.command()
 @click.option("--alerts", "alerts_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Alerts GeoJSON (from detect --out).")
-@click.option("--truth", "truth_path", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Ground-truth GeoJSON (kind, start_date).")
-@click.option("--monitor-start", metavar="YYYY-MM-DD", help="Mining sites that started before this day are not expected as new.")
+@click.option("--truth", "truth_path", type=click.Path(dir_okay=False, path_type=Path), help="Ground-truth GeoJSON (kind, start_date). [default: the sample area's truth.geojson]")
+@click.option("--monitor-start", metavar="YYYY-MM-DD", help="Mining sites that started before this day are not expected as new. [default: the run's, recorded in the alerts file]")
+@click.option("--catalog", metavar="PATH|URL", help="Imagery the alerts came from: also report the lag in clear looks (SCL over each site).")
+@click.option("--clear-looks", is_flag=True, help="Like --catalog, with the catalog recorded in the alerts file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def evaluate(alerts_path: Path, truth_path: Path, monitor_start: str | None, as_json: bool) -> None:
+def evaluate(alerts_path: Path, truth_path: Path | None, monitor_start: str | None, catalog: str | None,
+             clear_looks: bool, as_json: bool) -> None:
     """Score alerts against ground truth: object precision/recall/F1, area IoU, lag, legality, decoys.
 
     Matching rules: docs/evaluation.md.
@@ -180,10 +196,54 @@ def evaluate(alerts_path: Path, truth_path: Path, monitor_start: str | None, as_
     from geo_monitor.evaluation import evaluate as run_evaluation
     from geo_monitor.evaluation import load_alerts, load_truth
 
-    _settings()
+    settings = _settings()
+    run = _recorded_run(alerts_path)
+    if truth_path is None:
+        truth_path = settings.resolved_sample_dir / "truth.geojson"
+        if not truth_path.is_file():
+            raise InvalidInputError("--truth is required (no sample area truth.geojson to default to)")
+    if monitor_start is None:
+        monitor_start = run.get("start")
+    if clear_looks and not catalog:
+        catalog = run.get("stac_url")
+        if not catalog:
+            raise InvalidInputError(f"{alerts_path} does not record its catalog; give --catalog")
     start = parse_date(monitor_start, "--monitor-start") if monitor_start else None
-    report = run_evaluation(load_alerts(alerts_path), load_truth(truth_path), start)
+    truth = load_truth(truth_path)
+    report = run_evaluation(load_alerts(alerts_path), truth, start)
+    if catalog:
+        from geo_monitor.clear_looks import add_clear_look_lags
+
+        add_clear_look_lags(report, truth, catalog)
     if as_json:
         _echo_json(report.to_dict())
     else:
         click.echo(report.format_text())
+
+
+def _recorded_run(alerts_path: Path) -> dict[str, Any]:
+    """The run parameters ``detect --out`` recorded in the file ({} for other files)."""
+    try:
+        doc = json.loads(alerts_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # load_alerts reports unreadable files properly
+    member = doc.get(RUN_MEMBER) if isinstance(doc, dict) else None
+    return member if isinstance(member, dict) else {}
+
+
+@main.command("train-score")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), help="Where the model and its card go. [default: settings' models_dir]")
+@click.option("--work", "work_dir", type=click.Path(file_okay=False, path_type=Path), help="Scratch folder for the training areas. [default: <data_dir>/training]")
+@click.option("--seeds", metavar="N,N,...", help="Sample-area seeds to train on (never the evaluation seeds). [default: 101,202,303,404,505,606]")
+def train_score(out_dir: Path | None, work_dir: Path | None, seeds: str | None) -> None:
+    """Train the site model on SYNTHETIC sample areas; write models/mining_score_v1.json and its model card."""
+    from pipelines.train_mining_score import TRAINING_SEEDS, train
+
+    settings = _settings()
+    try:
+        chosen = tuple(int(s) for s in seeds.split(",")) if seeds else TRAINING_SEEDS
+    except ValueError:
+        raise InvalidInputError(f"--seeds must be comma-separated integers, got {seeds!r}") from None
+    summary = train(out_dir or settings.models_dir, work_dir or settings.resolved_data_dir / "training", chosen,
+                    settings.dask_workers)
+    _echo_json(summary)

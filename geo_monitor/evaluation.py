@@ -77,6 +77,9 @@ class SiteResult:
     expected_legality: str | None
     #: Distinct ``legality`` values of the matching alerts (several when a split site disagrees with itself).
     legality_got: list[str]
+    #: Clear looks at the site from its start to its detection, that one included (None: not measured);
+    #: filled by :func:`geo_monitor.clear_looks.add_clear_look_lags` when imagery is at hand.
+    lag_clear_looks: int | None = None
 
     @property
     def detected(self) -> bool:
@@ -101,6 +104,7 @@ class SiteResult:
             "expected_legality": self.expected_legality,
             "legality_got": list(self.legality_got),
             "legality_correct": self.legality_correct,
+            "lag_clear_looks": self.lag_clear_looks,
         }
 
 
@@ -152,6 +156,8 @@ class EvaluationReport:
     alerts_on_excluded_sites: int
     sites: list[SiteResult] = field(default_factory=list)
     alerts: list[AlertResult] = field(default_factory=list)
+    #: Median of the sites' ``lag_clear_looks`` (None: not measured).
+    median_lag_clear_looks: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: dates as ISO strings, undefined rates as null, rates rounded to 4 decimals."""
@@ -171,6 +177,7 @@ class EvaluationReport:
             "alert_precision": _round(self.alert_precision),
             "area_iou": _round(self.area_iou),
             "median_lag_days": self.median_lag_days,
+            "median_lag_clear_looks": self.median_lag_clear_looks,
             "legality_correct": self.legality_correct,
             "legality_checked": self.legality_checked,
             "false_positives_by_kind": dict(self.false_positives_by_kind),
@@ -185,6 +192,7 @@ class EvaluationReport:
         """A compact table for a terminal: the headline numbers, then one line per new mining site."""
         window = f"sites starting on/after {self.monitor_start}" if self.monitor_start else "every mining site"
         fp_kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.false_positives_by_kind.items())) or "-"
+        looks = "" if self.median_lag_clear_looks is None else f" ({self.median_lag_clear_looks:g} clear looks)"
         lines = [
             f"evaluation: {window}; match = overlap >= {self.min_overlap:.0%} of the smaller polygon; "
             f"areas in {self.crs or 'n/a'}",
@@ -194,7 +202,7 @@ class EvaluationReport:
             f"older excluded {len(self.excluded_sites)})",
             f"precision {_fmt(self.precision)}  recall {_fmt(self.recall)}  F1 {_fmt(self.f1)}  "
             f"alert precision {_fmt(self.alert_precision)}  area IoU {_fmt(self.area_iou)}",
-            f"median lag {_fmt(self.median_lag_days, '.1f')} days  "
+            f"median lag {_fmt(self.median_lag_days, '.1f')} days{looks}  "
             f"legality {self.legality_correct}/{self.legality_checked} correct  "
             f"alerts on old mining {self.alerts_on_old_mining}",
             f"false positives by kind: {fp_kinds}",
@@ -220,7 +228,7 @@ def _site_table(sites: list[SiteResult]) -> str:
             s.start_date.isoformat(),
             str(len(s.alert_ids)) if s.detected else "missed",
             f"{s.iou:.2f}",
-            "-" if s.lag_days is None else str(s.lag_days),
+            "-" if s.lag_days is None else f"{s.lag_days}d" + ("" if s.lag_clear_looks is None else f"/{s.lag_clear_looks}"),
             _legality_cell(s),
         )
         for s in sites

@@ -31,9 +31,9 @@ class Weights:
     bias: float = -1.0
     soil: float = 2.5  # x bare share x how far the strict (mostly-soil) share is above strict_floor
     ponds: float = 1.5
-    no_ponds: float = -1.0  # alluvial mining washes gravel in water: no pools is evidence against
+    no_ponds: float = -1.75  # alluvial mining sits in the water table and washes gravel: no pools is strong evidence against
     near_river: float = 1.0  # within near_river_m
-    mid_river: float = 0.3  # within mid_river_m
+    mid_river: float = 0.0  # within mid_river_m: possible (wide flood plains), no evidence either way
     far_from_river: float = -1.5  # alluvial gold is in river gravels
     river_change: float = -2.5  # mostly new water joined to the river
     linear_without_ponds: float = -1.5

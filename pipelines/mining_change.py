@@ -42,6 +42,7 @@ from geo_monitor.errors import GeoMonitorError, InvalidInputError
 from geo_monitor.loading import load_dn, offset_coord, scale_coord, utm_epsg_for
 from geo_monitor.scenes import Scene, SkippedItem
 from geo_monitor.scoring import REPORT_THRESHOLD, RULES_VERSION, confidence, evidence, rule_score
+from geo_monitor.site_model import SiteModel, combined_score
 from geo_monitor.sites import Site, find_sites
 from geo_monitor.sources import open_source
 from geo_monitor.state_store import GridSpec, StateInfo, StateStore, grid_key
@@ -80,6 +81,8 @@ class DetectionResult:
     replayed: bool
     state_version: int
     sites_found: int
+    #: Every candidate site, reported or not (for training and diagnosis), with its score.
+    candidates: list[tuple[Site, float]] = field(default_factory=list)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -177,7 +180,7 @@ class MiningChangePipeline:
 
     def __init__(self, state_root: Path, context_layers: Any | None = None,
                  progress: Callable[[str, int, int], None] | None = None,
-                 compute: Callable[[Any], Any] | None = None) -> None:
+                 compute: Callable[[Any], Any] | None = None, model: SiteModel | None = None) -> None:
         """``progress(stage, done, total)`` hears about each stage; ``compute(delayed)`` runs the
         heavy graph (default ``dask.compute`` on whatever scheduler is active, e.g. a
         distributed Client), so a caller can show a progress bar over its tasks."""
@@ -185,6 +188,7 @@ class MiningChangePipeline:
         self.context_layers = context_layers
         self.progress = progress or (lambda stage, done, total: None)
         self.compute = compute or (lambda delayed: dask.compute(delayed)[0])
+        self.model = model  # None: the rule score alone
 
     def run(self, req: DetectionRequest) -> DetectionResult:
         t0 = time.monotonic()
@@ -231,7 +235,8 @@ class MiningChangePipeline:
         transform = Affine(grid.resolution, 0, grid.x0, 0, -grid.resolution, grid.y0)
         sites = find_sites(state, state, transform, grid.resolution)
         monitor_ids = [s for s in monitor_scenes if s.id in set(info.applied_scene_ids)]
-        alerts = self._alerts(sites, grid, monitor_ids, req)
+        scored = [(site, combined_score(rule_score(site.features), self.model, site.features)) for site in sites]
+        alerts = self._alerts(scored, grid, monitor_ids, req)
         return DetectionResult(
             alerts=alerts,
             grid=grid,
@@ -242,6 +247,7 @@ class MiningChangePipeline:
             replayed=replay,
             state_version=info.version,
             sites_found=len(sites),
+            candidates=scored,
             seconds=round(time.monotonic() - t0, 1),
         )
 
@@ -339,15 +345,14 @@ class MiningChangePipeline:
 
     # -- alerts
 
-    def _alerts(self, sites: list[Site], grid: GridSpec, monitor_scenes: list[Scene],
+    def _alerts(self, scored: list[tuple[Site, float]], grid: GridSpec, monitor_scenes: list[Scene],
                 req: DetectionRequest) -> list[Alert]:
         to_wgs84 = Transformer.from_crs(f"EPSG:{grid.epsg}", "EPSG:4326", always_xy=True).transform
-        contexts = self._contexts(sites, grid)
+        kept = [(site, score) for site, score in scored if score >= REPORT_THRESHOLD]
+        contexts = self._contexts([site for site, _ in kept], grid)
+        model_version = RULES_VERSION + (f"+{self.model.version}" if self.model else "")
         alerts = []
-        for site, ctx in zip(sites, contexts):
-            score = rule_score(site.features)
-            if score < REPORT_THRESHOLD:
-                continue
+        for (site, score), ctx in zip(kept, contexts):
             conf = confidence(site)
             legality, priority = self._legality(ctx, conf, score, site.features.area_ha)
             first, last = site.first_detected, site.last_observed
@@ -369,8 +374,9 @@ class MiningChangePipeline:
                 context=ctx,
                 legality=legality,
                 priority=priority,
-                provenance=Provenance(PIPELINE_NAME, PIPELINE_VERSION, RULES_VERSION, scene_ids, req.job_id),
+                provenance=Provenance(PIPELINE_NAME, PIPELINE_VERSION, model_version, scene_ids, req.job_id),
                 extra={"evidence": {k: round(v, 3) for k, v in evidence(f).items()},
+                       "rule_score": round(rule_score(f), 4),
                        "features": {k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.__dict__.items()}},
             ))
         return sorted(alerts, key=lambda a: a.id)

@@ -53,7 +53,7 @@ from sample_data.scenario import PlacementError, Scenario, acquisition_dates, bu
 log = logging.getLogger(__name__)
 
 #: Bump when the generator's output changes for the same spec.
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 MANIFEST = "manifest.json"
 _DONE_DIR = ".done"
 _COG_OPTIONS = {

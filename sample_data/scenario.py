@@ -429,13 +429,19 @@ class ScenarioBuilder:
 
     def _legal_mine(self, s: Scenario) -> None:
         """A mine inside a granted concession in the middle third (placed first: that third is crowded)."""
-        middle = ~s.regions["protected"] & ~s.regions["indigenous"]
+        restricted = s.regions["protected"] | s.regions["indigenous"]
+        # The whole concession must stay clear of the park and the territory (a mine there is
+        # illegal whatever its title), so the start point keeps a margin of a site plus its padding.
+        open_core = ~ndimage.binary_dilation(restricted, iterations=int(80 * self.scale))
         start = int(self.rng.uniform(self.monitor_day + 30, self.end_day - 110))
-        legal = self._mine(s, "legal-mine", start, middle, (0.36, 0.64), 5, "inside_concession")
+        legal = self._mine(s, "legal-mine", start, open_core, (0.36, 0.64), 5, "inside_concession")
         if legal is None:
             raise PlacementError("could not place the legal mine")
+        concession = self._cadastre_block(legal.footprint, 25 * self.scale)
+        if (concession & restricted).any():
+            raise PlacementError("the legal mine's concession reaches a protected area or territory")
         s.events.append(legal)
-        s.regions["concession_granted"] = self._cadastre_block(legal.footprint, 25 * self.scale)
+        s.regions["concession_granted"] = concession
         self.occupancy.take(s.regions["concession_granted"])
 
     def _illegal_mines(self, s: Scenario) -> None:

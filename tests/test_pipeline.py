@@ -262,8 +262,12 @@ def test_cli_detect_then_evaluate(sample_area: Path, tmp_path: Path) -> None:
     again = json.loads(cli("detect", "--chunk-px", "256", "--json", env=env).stdout)
     assert again["alerts_new"] == again["alerts_updated"] == 0 and again["scenes_applied"] == 0
     report = cli("evaluate", "--alerts", str(out), "--truth", str(sample_area / "truth.geojson"),
-                 "--monitor-start", "2024-01-01", "--json", env=env)
+                 "--monitor-start", "2024-01-01", "--catalog", str(sample_area / "catalog" / "catalog.json"),
+                 "--json", env=env)
     assert report.returncode == 0, report.stderr
-    assert json.loads(report.stdout)["recall"] == 1.0
+    scores = json.loads(report.stdout)
+    assert scores["recall"] == 1.0
+    assert all(site["lag_clear_looks"] is not None for site in scores["sites"])
+    assert scores["median_lag_clear_looks"] <= 2
     bad = cli("detect", "--bbox", "-70,-1,-69.9,-0.9", env=env)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr

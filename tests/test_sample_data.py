@@ -222,6 +222,8 @@ def test_mines_sit_where_legality_says(truth: gpd.GeoDataFrame, context: dict[st
         inside = concessions.intersection(mine.geometry).area / mine.geometry.area
         if mine["expected_legality"] == "inside_concession":
             assert inside > 0.99, mine["name"]
+            for layer in ("protected_areas", "indigenous_territories"):  # a title does not cover a park
+                assert not context[layer].union_all().intersects(mine.geometry), (mine["name"], layer)
         else:
             assert inside == 0, mine["name"]
         assert mine.geometry.distance(river) < 300, f"{mine['name']} is not near the river"
