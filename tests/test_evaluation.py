@@ -273,8 +273,9 @@ def test_report_outputs() -> None:
     assert d["sites"][0] == {
         "name": "s1", "start_date": "2024-02-01", "area_ha": 1.0, "detected": True, "alert_ids": ["a1"],
         "iou": 1.0, "lag_days": 0, "expected_legality": "probably_illegal", "legality_got": ["probably_illegal"],
-        "legality_correct": True,
+        "legality_correct": True, "lag_clear_looks": None,
     }
+    assert d["median_lag_clear_looks"] is None  # needs imagery: evaluate --catalog
     assert {a["id"]: a["outcome"] for a in d["alerts"]} == {"a1": "true_positive", "fp": "false_positive"}
     text = r.format_text()
     assert "precision 0.500" in text and "s1" in text and "probably_illegal -> probably_illegal ok" in text
