@@ -19,8 +19,8 @@ from geo_monitor.errors import ConfigError
 from geo_monitor.sites import SiteFeatures
 
 MODEL_FILE: Final[str] = "mining_score_v1.json"
-#: Rules and model weigh equally in the reported score.
-MODEL_WEIGHT: Final[float] = 0.5
+#: The reported score is the geometric mean of rule score and model probability: a site needs
+#: support from both, so neither a generator quirk learnt by the model nor a single rule decides alone.
 
 
 def feature_vector(f: SiteFeatures) -> dict[str, float]:
@@ -87,4 +87,4 @@ def load_default(models_dir: Path) -> SiteModel | None:
 def combined_score(rule: float, model: SiteModel | None, f: SiteFeatures) -> float:
     if model is None:
         return rule
-    return (1 - MODEL_WEIGHT) * rule + MODEL_WEIGHT * model.probability(f)
+    return math.sqrt(rule * model.probability(f))

@@ -10,6 +10,7 @@ pit seen once so far). Pits a few tens of metres apart are one site.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -42,7 +43,7 @@ class SiteFeatures:
     water_share: float
     strict_share: float
     ndvi_drop: float
-    river_distance_m: float  # to permanent water in the baseline
+    river_distance_m: float  # to permanent water in the baseline (capped at WATER_SEARCH_PX pixels)
     river_contact_share: float  # share of the site's pixels within 20 m of permanent water
     river_extension_share: float  # share of the site that became water connected to the river (bank erosion, flood)
     growth_days: float  # spread (10th-90th percentile) of the pixels' first anomalous dates
@@ -64,51 +65,81 @@ class Site:
     pond_geometry: BaseGeometry | None
 
 
-def permanent_water(baseline: dict[str, np.ndarray]) -> np.ndarray:
-    share = np.nan_to_num(baseline["base_water_share"], nan=0.0)
-    return share > PERMANENT_WATER_SHARE
+#: How far around a site permanent water is looked for (px). Beyond it the distance is reported as
+#: this far: every score rule about rivers works within 1 km, and reading a window keeps memory bounded.
+WATER_SEARCH_PX: Final[int] = 110
+
+#: Reads a state or baseline variable over a window (``None`` = the whole grid) as a numpy array.
+Reader = Callable[[str, "tuple[slice, slice] | None"], np.ndarray]
 
 
-def find_sites(state: dict[str, np.ndarray], baseline: dict[str, np.ndarray], transform: Affine,
-               res_m: float = 10.0) -> list[Site]:
-    """Candidate sites in one grid, in a deterministic order (by anchor)."""
-    confirmed = state["confirmed_at"] > 0
-    current = (state["consec"] >= 1) & (state["n_anom"] >= 1)  # latest clear look was anomalous
+def dict_reader(arrays: Mapping[str, np.ndarray]) -> Reader:
+    """A :data:`Reader` over in-memory arrays (tests, small grids)."""
+    return lambda name, window: arrays[name] if window is None else arrays[name][window]
+
+
+def permanent_water(water_share: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(water_share, nan=0.0) > PERMANENT_WATER_SHARE
+
+
+def find_sites(read: Reader, shape: tuple[int, int], transform: Affine, res_m: float = 10.0) -> list[Site]:
+    """Candidate sites in one grid, in a deterministic order (by anchor).
+
+    Memory: a few full-grid boolean/label arrays (about 7 bytes a pixel) plus
+    each site's window; the state variables are read window by window.
+    """
+    confirmed = read("confirmed_at", None) > 0
+    current = (read("consec", None) >= 1) & (read("n_anom", None) >= 1)  # latest clear look was anomalous
     # A seed is confirmed change, or change seen once so far that was mostly soil or water:
     # under Amazon cloud a new pit may have one clear look before the analyst needs it
     # (such sites get low confidence).
-    seeds = ndimage.binary_opening(confirmed | (current & (state["n_strict"] >= 1)), structure=np.ones((3, 3), bool))
+    seeds = ndimage.binary_opening(confirmed | (current & (read("n_strict", None) >= 1)), structure=np.ones((3, 3), bool))
     extent = confirmed | current
+    del confirmed, current
     grouped = ndimage.binary_closing(extent | seeds, structure=np.ones((3, 3), bool), iterations=MERGE_GAP_PX)
     labels, n = ndimage.label(grouped, structure=np.ones((3, 3), bool))
+    del grouped
     if n == 0:
         return []
     mmu_px = int(round(MMU_HA * 10_000 / res_m**2))
     seed_count = ndimage.sum_labels(seeds, labels, index=np.arange(1, n + 1))
-    water = permanent_water(baseline)
-    near_water = ndimage.binary_dilation(water, iterations=2)
-    water_dist_m = ndimage.distance_transform_edt(~water) * res_m if water.any() else None
+    windows = ndimage.find_objects(labels)
     sites = []
     for lab in np.nonzero(seed_count >= mmu_px)[0] + 1:
-        sites.append(_site(int(lab), labels, extent, seeds, state, near_water, water_dist_m, transform, res_m, mmu_px))
-    return sorted((s for s in sites if s is not None), key=lambda s: s.anchor_xy)
+        win = windows[lab - 1]
+        member = (labels[win] == lab) & extent[win]
+        site = _site(int(lab), win, member, member & seeds[win], read, shape, transform, res_m, mmu_px)
+        if site is not None:
+            sites.append(site)
+    return sorted(sites, key=lambda s: s.anchor_xy)
 
 
-def _site(lab: int, labels: np.ndarray, extent: np.ndarray, seeds: np.ndarray, state: dict[str, np.ndarray],
-          near_water: np.ndarray, water_dist_m: np.ndarray | None, transform: Affine, res_m: float,
-          mmu_px: int) -> Site | None:
-    rows, cols = np.nonzero(labels == lab)
-    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    win = (slice(r0, r1), slice(c0, c1))
-    member = (labels[win] == lab) & extent[win]
-    core = member & seeds[win]
+def _water_around(read: Reader, win: tuple[slice, slice], shape: tuple[int, int], res_m: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Within ``win``: pixels within 20 m of permanent water, and distance to it (m, capped at the search radius)."""
+    m = WATER_SEARCH_PX
+    r0, r1 = max(win[0].start - m, 0), min(win[0].stop + m, shape[0])
+    c0, c1 = max(win[1].start - m, 0), min(win[1].stop + m, shape[1])
+    water = permanent_water(read("base_water_share", (slice(r0, r1), slice(c0, c1))))
+    inner = (slice(win[0].start - r0, win[0].stop - r0), slice(win[1].start - c0, win[1].stop - c0))
+    near = ndimage.binary_dilation(water, iterations=2)[inner]
+    if not water.any():
+        return near, np.full(near.shape, m * res_m, np.float32)
+    dist = np.minimum(ndimage.distance_transform_edt(~water) * res_m, m * res_m)[inner]
+    return near, dist.astype(np.float32)
+
+
+def _site(lab: int, win: tuple[slice, slice], member: np.ndarray, core: np.ndarray, read: Reader,
+          shape: tuple[int, int], transform: Affine, res_m: float, mmu_px: int) -> Site | None:
     if member.sum() < mmu_px:
         return None
-    s = {k: v[win] for k, v in state.items()}
+    s = {name: read(name, win) for name in _SITE_VARS}
+    near_water, water_dist_m = _water_around(read, win, shape, res_m)
+    r0, c0 = win[0].start, win[1].start
     win_transform = transform * Affine.translation(c0, r0)
     geometry = _polygonize(member, win_transform)
     wet = member & (s["n_water"] >= 1)
-    ponds, river_extension = _split_water(wet & (s["n_turbid"] >= 1), wet, near_water[win])
+    ponds, river_extension = _split_water(wet & (s["n_turbid"] >= 1), wet, near_water)
     pond_geometry = _polygonize(ponds, win_transform) if ponds.any() else None
     first_days = np.where(s["run_start"] > 0, s["run_start"], s["first_detected"])[member]
     first_days = first_days[first_days > 0]
@@ -124,8 +155,8 @@ def _site(lab: int, labels: np.ndarray, extent: np.ndarray, seeds: np.ndarray, s
         water_share=float((s["n_water"][member] > 0).mean()),
         strict_share=float((s["n_strict"][member] > 0).mean()),
         ndvi_drop=float(np.median(s["sum_ndvi_drop"][core] / np.maximum(s["n_anom"][core], 1))),
-        river_distance_m=float(water_dist_m[win][member].min()) if water_dist_m is not None else float("inf"),
-        river_contact_share=float(near_water[win][member].mean()),
+        river_distance_m=float(water_dist_m[member].min()),
+        river_contact_share=float(near_water[member].mean()),
         river_extension_share=float(river_extension.sum() / member.sum()),
         growth_days=float(np.percentile(first_days, 90) - np.percentile(first_days, 10)) if first_days.size else 0.0,
         elongation=_elongation(geometry),
@@ -143,6 +174,13 @@ def _site(lab: int, labels: np.ndarray, extent: np.ndarray, seeds: np.ndarray, s
         features=feats,
         pond_geometry=pond_geometry,
     )
+
+
+#: State variables a site's features are computed from (read over its window only).
+_SITE_VARS: Final[tuple[str, ...]] = (
+    "n_water", "n_turbid", "n_bare", "n_strict", "n_anom", "run_start", "first_detected", "confirmed_at",
+    "high_at", "last_anom", "sum_ndvi_drop",
+)
 
 
 def _split_water(turbid: np.ndarray, wet: np.ndarray, near_river: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -231,9 +231,8 @@ class MiningChangePipeline:
             skipped += bad
         else:
             new_applied = []
-        state = self._load_state(store, info)
         transform = Affine(grid.resolution, 0, grid.x0, 0, -grid.resolution, grid.y0)
-        sites = find_sites(state, state, transform, grid.resolution)
+        sites = find_sites(self._reader(store, info), (grid.height, grid.width), transform, grid.resolution)
         monitor_ids = [s for s in monitor_scenes if s.id in set(info.applied_scene_ids)]
         scored = [(site, combined_score(rule_score(site.features), self.model, site.features)) for site in sites]
         alerts = self._alerts(scored, grid, monitor_ids, req)
@@ -337,11 +336,14 @@ class MiningChangePipeline:
         log.info("change state updated", extra={"version": version, "scenes": len(applied_now), "replay": replay})
         return new_info, applied_now
 
-    def _load_state(self, store: StateStore, info: StateInfo) -> dict[str, np.ndarray]:
+    def _reader(self, store: StateStore, info: StateInfo) -> Callable[[str, Any], np.ndarray]:
+        """Read state variables lazily from the current Zarr version, window by window."""
         ds = store.open(info, chunks={})
-        names = [*change.STATE_VARS, *change.BASELINE_VARS]
-        values = dask.compute(*[ds[n].data for n in names])
-        return dict(zip(names, values))
+
+        def read(name: str, window: Any) -> np.ndarray:
+            return ds[name].values if window is None else ds[name][window].values
+
+        return read
 
     # -- alerts
 

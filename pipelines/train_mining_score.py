@@ -120,8 +120,9 @@ def write_card(path: Path, model: SiteModel, rows: list[LabelledSite], cv: dict[
     path.write_text(f"""# Model card: mining site score `{model.version}` (SYNTHETIC training data)
 
 **What it is.** A logistic regression over nine physical features of a
-candidate site (see `geo_monitor/site_model.py`). Its probability is averaged
-with the rule score of `geo_monitor/scoring.py` (weight 0.5 each); a site is
+candidate site (see `geo_monitor/site_model.py`). The reported score is the
+geometric mean of its probability and the rule score of
+`geo_monitor/scoring.py`, so a site needs support from both; a site is
 reported at a combined score of 0.5 or more. Stored as JSON in
 `{MODEL_FILE}`: no pickle, every weight readable below.
 
@@ -145,8 +146,8 @@ sanity check, not a benchmark.
 {weights}
 
 **Limits.** It has only seen this generator's mines and decoys, so it can
-only re-weigh evidence the rules already use; the rules keep half the say so
-that a generator quirk cannot carry a decision alone. Retrain with
+only re-weigh evidence the rules already use; with the geometric mean a
+generator quirk it has learnt cannot carry a decision alone. Retrain with
 `geo-monitor train-score` after changing the features or the generator.
 
 **Version** `{model.version}`, trained with scikit-learn

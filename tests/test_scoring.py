@@ -64,7 +64,8 @@ def test_model_fits_saves_and_loads(tmp_path: Path) -> None:
 def test_combined_score_is_rules_alone_without_a_model() -> None:
     model = fit(_rows())
     assert combined_score(0.7, None, MINE) == 0.7
-    assert combined_score(0.7, model, MINE) == pytest.approx(0.5 * 0.7 + 0.5 * model.probability(MINE))
+    assert combined_score(0.7, model, MINE) == pytest.approx((0.7 * model.probability(MINE)) ** 0.5)
+    assert combined_score(0.2, model, MINE) < 0.5, "a confident model cannot lift a site the rules reject"
 
 
 def test_a_model_for_other_features_is_refused(tmp_path: Path) -> None:
