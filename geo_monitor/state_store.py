@@ -3,7 +3,8 @@
 Layout under ``<data_dir>/state/<grid key>/``::
 
     CURRENT.json        which version is current, which scenes it has applied
-    v000003.zarr/       baseline + change-state variables on the grid (y, x), chunk-aligned
+    baseline.zarr/      the per-pixel baseline, written once (before version 1 becomes current)
+    v000003.zarr/       change-state variables on the grid (y, x), chunk-aligned
     v000004.zarr/       being written by a run; becomes current only when complete
 
 A run writes a complete new version and then replaces ``CURRENT.json``
@@ -78,16 +79,25 @@ class StateStore:
             info = StateInfo(**json.loads(pointer.read_text()))
         except (ValueError, TypeError) as exc:
             raise GeoMonitorError(f"{pointer} is not a valid state pointer ({exc}); remove {self.dir} to start over")
-        if not self._path(info.version).exists():
+        if not self.version_path(info.version).exists():
             raise GeoMonitorError(f"{pointer} names version {info.version}, which is missing; remove {self.dir}")
         return info
 
     def open(self, info: StateInfo, chunks: dict[str, int]) -> xr.Dataset:
-        return xr.open_zarr(self._path(info.version), chunks=chunks, consolidated=False)
+        return xr.open_zarr(self.version_path(info.version), chunks=chunks, consolidated=False)
+
+    @property
+    def baseline_path(self) -> Path:
+        """The baseline, written once per grid key (before the first version is committed)."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return self.dir / "baseline.zarr"
+
+    def open_baseline(self, chunks: dict[str, int]) -> xr.Dataset:
+        return xr.open_zarr(self.baseline_path, chunks=chunks, consolidated=False)
 
     def new_version_path(self, info: StateInfo | None) -> tuple[int, Path]:
         version = (info.version + 1) if info else 1
-        path = self._path(version)
+        path = self.version_path(version)
         if path.exists():  # left by a crashed run: never current, safe to discard
             shutil.rmtree(path)
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -104,5 +114,5 @@ class StateStore:
             if int(old.stem[1:]) < info.version - 1:
                 shutil.rmtree(old, ignore_errors=True)
 
-    def _path(self, version: int) -> Path:
+    def version_path(self, version: int) -> Path:
         return self.dir / f"v{version:06d}.zarr"

@@ -19,6 +19,7 @@ with the reason in the summary and the logs.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import dask.array as da
 import numpy as np
 import rasterio
 import xarray as xr
+import zarr
 from affine import Affine
 from pyproj import Transformer
 from shapely.ops import transform as shapely_transform
@@ -108,27 +110,54 @@ def _observations(dn_bands: Sequence[np.ndarray], scl: np.ndarray, rules: DnRule
     return out
 
 
-def _baseline_block(*blocks: np.ndarray, rules: DnRules) -> np.ndarray:
-    """Blocks: 6 DN (T, y, x), SCL (T, y, x) -> (n_baseline_vars, y, x) float32."""
+def _chunk_window(block_info: dict[Any, Any]) -> tuple[slice, slice]:
+    """The (y, x) window of the current block in the whole grid (from dask's block_info)."""
+    (_, _), (y0, y1), (x0, x1) = block_info[0]["array-location"]
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _baseline_block(*blocks: np.ndarray, rules: DnRules, target: str, block_info: dict[Any, Any] | None = None
+                    ) -> np.ndarray:
+    """Blocks: 6 DN (T, y, x), SCL (T, y, x). Writes the chunk's baseline into ``target``; returns a token."""
     *bands, scl = blocks
     base = change.compute_baseline(_observations(bands, scl, rules))
-    return np.stack([base[name] for name in change.BASELINE_VARS]).astype(np.float32)
+    window = _chunk_window(block_info)
+    for name in change.BASELINE_VARS:
+        zarr.open_array(f"{target}/{name}", mode="r+")[window] = base[name]
+    return np.ones((1, 1, 1), bool)
 
 
-def _fold_block(*blocks: np.ndarray, days: Sequence[int], rules: DnRules) -> np.ndarray:
-    """Blocks: state vars (1, y, x) ..., baseline vars (1, y, x) ..., 6 reflectance and SCL (T, y, x).
+def _fold_block(*blocks: np.ndarray, days: Sequence[int], rules: DnRules, previous: str | None, baseline: str,
+                target: str, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    """Blocks: 6 DN and SCL (T, y, x) of the new scenes over one chunk.
 
-    Returns the updated state, stacked (n_state_vars, y, x) as float64 (every
-    state dtype fits exactly).
+    Reads the chunk's previous state (``previous`` Zarr; None = start from zero)
+    and baseline, folds the scenes in, writes the chunk into ``target``, and
+    returns a token: only 16-bit DNs ever move between workers.
     """
-    n_state, n_base = len(change.STATE_VARS), len(change.BASELINE_VARS)
-    state = {name: blocks[i][0].astype(dtype, copy=True)
-             for i, (name, dtype) in enumerate(change.STATE_VARS.items())}
-    baseline = {name: blocks[n_state + i][0] for i, name in enumerate(change.BASELINE_VARS)}
-    bands, scl = blocks[n_state + n_base: -1], blocks[-1]
+    window = _chunk_window(block_info)
+    shape = blocks[-1].shape[1:]
+    base = {name: zarr.open_array(f"{baseline}/{name}", mode="r")[window] for name in change.BASELINE_VARS}
+    state = {name: (zarr.open_array(f"{previous}/{name}", mode="r")[window].astype(dtype)
+                    if previous else np.zeros(shape, dtype))
+             for name, dtype in change.STATE_VARS.items()}
+    bands, scl = blocks[:-1], blocks[-1]
     for obs, day in zip(_observations(bands, scl, rules), days):
-        change.apply_observation(state, change.classify(obs, baseline), int(day))
-    return np.stack([state[name] for name in change.STATE_VARS]).astype(np.float64)
+        change.apply_observation(state, change.classify(obs, base), int(day))
+    for name in change.STATE_VARS:
+        zarr.open_array(f"{target}/{name}", mode="r+")[window] = state[name]
+    return np.ones((1, 1, 1), bool)
+
+
+def _create_store(path: Path, names_and_dtypes: dict[str, str], shape: tuple[int, int], chunk_px: int,
+                  attrs: dict[str, Any] | None = None) -> None:
+    """An empty Zarr group of (y, x) arrays; unwritten chunks read as 0 (NaN for floats of a baseline)."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.attrs.update(attrs or {})
+    for name, dtype in names_and_dtypes.items():
+        fill = np.nan if np.dtype(dtype).kind == "f" and name in change.BASELINE_VARS else 0
+        group.create_array(name, shape=shape, chunks=(chunk_px, chunk_px), dtype=dtype, fill_value=fill,
+                           dimension_names=("y", "x"))
 
 
 # --------------------------------------------------------------------------- scene checks
@@ -293,40 +322,36 @@ class MiningChangePipeline:
     def _write_version(self, store: StateStore, info: StateInfo | None, grid: GridSpec, crs: str,
                        req: DetectionRequest, baseline_scenes: list[Scene], new: list[Scene], replay: bool
                        ) -> tuple[StateInfo, list[str]]:
-        chunks = (req.chunk_px, req.chunk_px)
         shape = (grid.height, grid.width)
         if info is None:
             if not baseline_scenes:
                 raise InvalidInputError(f"no usable baseline scenes between {req.baseline_start} and {req.start}")
             stack, rules = self._stack(baseline_scenes, crs, req)
-            base = da.map_blocks(_baseline_block, *stack, rules=rules, dtype=np.float32,
-                                 chunks=((len(change.BASELINE_VARS),), *stack[0].chunks[1:]))
-            baseline = {name: base[i] for i, name in enumerate(change.BASELINE_VARS)}
-        else:
-            previous = store.open(info, chunks={"y": chunks[0], "x": chunks[1]})
-            baseline = {name: previous[name].data for name in change.BASELINE_VARS}
-        if info is None or replay:
-            state = {name: da.zeros(shape, dtype=dtype, chunks=chunks) for name, dtype in change.STATE_VARS.items()}
-            already: list[str] = []
-        else:
-            state = {name: previous[name].data for name in change.STATE_VARS}
-            already = list(info.applied_scene_ids)
-        if new:
-            stack, rules = self._stack(new, crs, req)
-            days = [change.day_index(s.datetime.date()) for s in sorted(new, key=lambda s: s.sort_key)]
-            inputs = [state[n].rechunk(chunks)[None] for n in change.STATE_VARS]
-            inputs += [baseline[n].rechunk(chunks)[None] for n in change.BASELINE_VARS]
-            folded = da.map_blocks(_fold_block, *inputs, *stack, days=days, rules=rules, dtype=np.float64,
-                                   chunks=((len(change.STATE_VARS),), *stack[0].chunks[1:]))
-            state = {name: folded[i].astype(dtype) for i, (name, dtype) in enumerate(change.STATE_VARS.items())}
+            _create_store(store.baseline_path, {n: "float32" for n in change.BASELINE_VARS}, shape, req.chunk_px)
+            tokens = da.map_blocks(_baseline_block, *stack, rules=rules, target=str(store.baseline_path),
+                                   dtype=bool, chunks=(1, 1, 1))
+            self.progress("computing baseline", 0, 1)
+            self.compute(tokens)
+            self.progress("computing baseline", 1, 1)
+        start_over = info is None or replay
+        previous = None if start_over else str(store.version_path(info.version))
+        already = [] if start_over else list(info.applied_scene_ids)
         version, path = store.new_version_path(info)
-        data = {name: (("y", "x"), arr.rechunk(chunks)) for name, arr in {**baseline, **state}.items()}
-        ds = xr.Dataset(data, attrs={"crs": crs, "method": METHOD_VERSION,
-                                     "thresholds": str(change.thresholds_record())})
-        self.progress("updating change state", 0, 1)
-        self.compute(ds.to_zarr(path, mode="w", consolidated=False, compute=False))
-        self.progress("updating change state", 1, 1)
-        applied_now = [s.id for s in sorted(new, key=lambda s: s.sort_key)]
+        _create_store(path, change.STATE_VARS, shape, req.chunk_px,
+                      {"crs": crs, "method": METHOD_VERSION, "thresholds": change.thresholds_record()})
+        ordered = sorted(new, key=lambda s: s.sort_key)
+        if ordered:
+            stack, rules = self._stack(ordered, crs, req)
+            days = [change.day_index(s.datetime.date()) for s in ordered]
+            tokens = da.map_blocks(_fold_block, *stack, days=days, rules=rules, previous=previous,
+                                   baseline=str(store.baseline_path), target=str(path), dtype=bool, chunks=(1, 1, 1))
+            self.progress("updating change state", 0, 1)
+            self.compute(tokens)
+            self.progress("updating change state", 1, 1)
+        elif previous:  # nothing new: carry the state over unchanged
+            shutil.rmtree(path)
+            shutil.copytree(previous, path)
+        applied_now = [s.id for s in ordered]
         all_applied = applied_now if (info is None or replay) else already + applied_now
         last_day = max((change.day_index(s.datetime.date()) for s in new), default=info.last_applied_day if info else 0)
         new_info = StateInfo(version=version, grid=grid.__dict__, baseline_start=req.baseline_start.isoformat(),
@@ -339,9 +364,11 @@ class MiningChangePipeline:
     def _reader(self, store: StateStore, info: StateInfo) -> Callable[[str, Any], np.ndarray]:
         """Read state variables lazily from the current Zarr version, window by window."""
         ds = store.open(info, chunks={})
+        base = store.open_baseline(chunks={})
 
         def read(name: str, window: Any) -> np.ndarray:
-            return ds[name].values if window is None else ds[name][window].values
+            var = ds[name] if name in change.STATE_VARS else base[name]
+            return var.values if window is None else var[window].values
 
         return read
 

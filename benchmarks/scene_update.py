@@ -1,0 +1,221 @@
+"""Benchmark: one Sentinel-2-tile-sized scene update, against the floor of only decoding its assets.
+
+Builds a SYNTHETIC 10980 x 10980 px scene (a full Sentinel-2 tile at 10 m:
+four 10 m bands, two 20 m bands and SCL, as COGs) and a change state for
+its grid, then on the same LocalCluster (2 worker processes, 1 thread each):
+
+1. **floor**: read every asset of the scene in full with rasterio, chunk by
+   chunk, on the workers (decode only, no computation);
+2. **pipeline**: ``MiningChangePipeline.run`` applying that one scene to the
+   state (search, header checks, read, classify, fold, write the new Zarr
+   version, find sites).
+
+It reports both times, their ratio (target <= 1.5) and the peak resident
+memory of the whole process tree (client, scheduler and workers; target
+< 3 GiB). Usage::
+
+    .venv/bin/python benchmarks/scene_update.py [--size 10980] [--chunk-px 1024] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import psutil
+import rasterio
+from pyproj import Transformer
+from rasterio.transform import from_origin
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from geo_monitor import change  # noqa: E402
+from geo_monitor.bands import ALL_BANDS, NATIVE_RESOLUTION_M  # noqa: E402
+from geo_monitor.state_store import StateInfo, StateStore, grid_key  # noqa: E402
+
+FOREST_DN = {"blue": 1250, "green": 1420, "red": 1230, "nir": 3840, "swir16": 2470, "swir22": 1620}
+ORIGIN = (199980.0, 9900040.0)  # UTM 18S, over the Napo / Orellana foothills
+EPSG = 32718
+SCENE_DAY = date(2024, 3, 1)
+
+
+class PeakMemory:
+    """Samples the RSS of this process and all its children every 0.1 s."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            time.sleep(0.1)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def write_scene(folder: Path, size: int) -> Path:
+    """A one-item static catalog of a SYNTHETIC tile-sized scene (forest, noise, a few clouds)."""
+    rng = np.random.default_rng(1)
+    item_id = f"SYNTH_BENCH_{size}_{SCENE_DAY:%Y%m%d}"
+    item_dir = folder / "bench" / item_id
+    item_dir.mkdir(parents=True)
+    assets = {}
+    for band in ALL_BANDS:
+        res = NATIVE_RESOLUTION_M[band]
+        n = size * 10 // res
+        if band == "scl":
+            data = np.full((n, n), 4, np.uint8)
+            data[: n // 8, : n // 8] = 9  # a cloud in one corner
+        else:
+            data = (FOREST_DN[band] + rng.normal(0, 60, (n, n))).astype(np.uint16)
+        path = item_dir / f"{band}.tif"
+        with rasterio.open(path, "w", driver="COG", width=n, height=n, count=1, dtype=data.dtype, crs=f"EPSG:{EPSG}",
+                           transform=from_origin(*ORIGIN, res, res), nodata=0, compress="DEFLATE", predictor=2,
+                           blocksize=512) as dst:
+            dst.write(data, 1)
+        del data
+        assets[band] = {"href": f"./{band}.tif", "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+                        "roles": ["data"], "proj:shape": [n, n],
+                        "raster:bands": [{"nodata": 0, "scale": 0.0001, "offset": -0.1}] if band != "scl" else []}
+    to_ll = Transformer.from_crs(f"EPSG:{EPSG}", "EPSG:4326", always_xy=True)
+    extent = size * 10
+    (w, n_), (e, s) = to_ll.transform(ORIGIN[0], ORIGIN[1]), to_ll.transform(ORIGIN[0] + extent, ORIGIN[1] - extent)
+    bbox = [w, s, e, n_]
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": item_id, "bbox": bbox,
+            "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n_], [w, n_], [w, s]]]},
+            "properties": {"datetime": f"{SCENE_DAY}T15:40:00Z", "eo:cloud_cover": 1.5, "proj:epsg": EPSG,
+                           "s2:processing_baseline": "05.10", "synthetic": True},
+            "links": [], "assets": assets}
+    (item_dir / f"{item_id}.json").write_text(json.dumps(item))
+    catalog = {"type": "Catalog", "stac_version": "1.0.0", "id": "bench", "description": "SYNTHETIC benchmark tile",
+               "links": [{"rel": "item", "href": f"./bench/{item_id}/{item_id}.json"}]}
+    (folder / "catalog.json").write_text(json.dumps(catalog))
+    return folder / "catalog.json"
+
+
+def seed_state(pipeline, request, state_root: Path) -> None:
+    """A forest baseline and an empty state for the scene's grid (as after a first run)."""
+    import dask.array as da
+    import xarray as xr
+
+    from geo_monitor.sources import open_source
+
+    scenes = open_source(request.stac_url).search(request.bbox, request.baseline_start, request.end).scenes
+    grid, _ = pipeline._grid(scenes, f"EPSG:{EPSG}", request)
+    store = StateStore(state_root, grid_key(grid, request.baseline_start.isoformat(), request.start.isoformat(),
+                                            pipeline_method()))
+    chunks = (request.chunk_px, request.chunk_px)
+    shape = (grid.height, grid.width)
+    forest = {"base_blue": 0.025, "base_red": 0.023, "base_nir": 0.284, "base_swir16": 0.147, "base_ndvi": 0.85,
+              "base_bsi": -0.29, "base_mndwi": -0.56, "base_bare_share": 0.0, "base_water_share": 0.0,
+              "base_n_obs": 12.0}
+    xr.Dataset({k: (("y", "x"), da.full(shape, v, dtype=np.float32, chunks=chunks)) for k, v in forest.items()}
+               ).to_zarr(store.baseline_path, mode="w", consolidated=False)
+    version, path = store.new_version_path(None)
+    xr.Dataset({k: (("y", "x"), da.zeros(shape, dtype=t, chunks=chunks)) for k, t in change.STATE_VARS.items()}
+               ).to_zarr(path, mode="w", consolidated=False)
+    store.commit(StateInfo(version, grid.__dict__, request.baseline_start.isoformat(), request.start.isoformat(),
+                           pipeline_method(), [], 0))
+
+
+def pipeline_method() -> str:
+    from pipelines.mining_change import METHOD_VERSION
+
+    return METHOD_VERSION
+
+
+def _read_window(href: str, window: tuple[int, int, int, int]) -> int:
+    """Decode one window of one asset; return a checksum so the work cannot be skipped."""
+    with rasterio.open(href) as ds:
+        return int(ds.read(1, window=rasterio.windows.Window(*window)).sum(dtype=np.uint64) % 1000)
+
+
+def decode_only(client, catalog: Path, size: int, chunk_px: int) -> float:
+    """Seconds to read every asset of the scene in full, chunk by chunk, on the workers."""
+    item = json.loads(next((catalog.parent / "bench").glob("*/*.json")).read_text())
+    item_dir = next((catalog.parent / "bench").glob("*/"))
+    tasks = []
+    for band in ALL_BANDS:
+        href = str(item_dir / item["assets"][band]["href"])
+        factor = NATIVE_RESOLUTION_M[band] // 10
+        n, step = size // factor, chunk_px // factor
+        for r in range(0, n, step):
+            for c in range(0, n, step):
+                tasks.append((href, (c, r, min(step, n - c), min(step, n - r))))
+    t0 = time.perf_counter()
+    client.gather(client.map(_read_window, *zip(*tasks), pure=False))
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=10980, help="scene side in 10 m pixels (default: a full tile)")
+    parser.add_argument("--chunk-px", type=int, default=1024)
+    parser.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed after)")
+    args = parser.parse_args()
+
+    from distributed import Client, LocalCluster
+
+    from geo_monitor.gdal_env import configure_gdal
+    from pipelines.mining_change import DetectionRequest, MiningChangePipeline
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="gm-bench-"))
+    try:
+        t0 = time.perf_counter()
+        catalog = write_scene(work / "catalog", args.size)
+        print(f"wrote the SYNTHETIC {args.size} x {args.size} scene in {time.perf_counter() - t0:.0f} s", flush=True)
+        to_ll = Transformer.from_crs(f"EPSG:{EPSG}", "EPSG:4326", always_xy=True)
+        inner = 200.0  # stay inside the tile's edge
+        w, n = to_ll.transform(ORIGIN[0] + inner, ORIGIN[1] - inner)
+        e, s = to_ll.transform(ORIGIN[0] + args.size * 10 - inner, ORIGIN[1] - args.size * 10 + inner)
+        request = DetectionRequest(str(catalog), (w, s, e, n), date(2024, 1, 1), date(2024, 12, 31), date(2023, 1, 1),
+                                   chunk_px=args.chunk_px)
+        configure_gdal(GDAL_NUM_THREADS="1")
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+                Client(cluster) as client:
+            client.run(configure_gdal, GDAL_NUM_THREADS="1")
+            floor = decode_only(client, catalog, args.size, args.chunk_px)
+            pipeline = MiningChangePipeline(work / "state", compute=lambda d: client.compute(d).result())
+            seed_state(pipeline, request, work / "state")
+            with PeakMemory() as memory:
+                t0 = time.perf_counter()
+                result = pipeline.run(request)
+                elapsed = time.perf_counter() - t0
+        report = {
+            "scene_px": args.size, "grid_px": [result.grid.height, result.grid.width], "chunk_px": args.chunk_px,
+            "workers": 2, "decode_only_s": round(floor, 1), "pipeline_s": round(elapsed, 1),
+            "ratio": round(elapsed / floor, 2), "peak_rss_gib": round(memory.peak / 2**30, 2),
+            "scenes_applied": len(result.scenes_applied), "sites": result.sites_found,
+        }
+        print(json.dumps(report, indent=1))
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
