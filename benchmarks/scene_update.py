@@ -132,7 +132,7 @@ def seed_state(pipeline, request, state_root: Path) -> None:
     shape = (grid.height, grid.width)
     forest = {"base_blue": 0.025, "base_red": 0.023, "base_nir": 0.284, "base_swir16": 0.147, "base_ndvi": 0.85,
               "base_bsi": -0.29, "base_mndwi": -0.56, "base_bare_share": 0.0, "base_water_share": 0.0,
-              "base_n_obs": 12.0}
+              "base_n_obs": 12.0, "base_eligible": 1.0}
     xr.Dataset({k: (("y", "x"), da.full(shape, v, dtype=np.float32, chunks=chunks)) for k, v in forest.items()}
                ).to_zarr(store.baseline_path, mode="w", consolidated=False)
     version, path = store.new_version_path(None)
@@ -183,6 +183,9 @@ def main() -> None:
     from geo_monitor.gdal_env import configure_gdal
     from pipelines.mining_change import DetectionRequest, MiningChangePipeline
 
+    from geo_monitor.logs import configure_logging
+
+    configure_logging("INFO", "text")
     work = args.work or Path(tempfile.mkdtemp(prefix="gm-bench-"))
     try:
         t0 = time.perf_counter()

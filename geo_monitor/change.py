@@ -106,8 +106,11 @@ DEFAULT_THRESHOLDS: Final[Thresholds] = Thresholds()
 #: Baseline variables (float32, per pixel).
 BASELINE_VARS: Final[tuple[str, ...]] = (
     "base_blue", "base_red", "base_nir", "base_swir16", "base_ndvi", "base_bsi", "base_mndwi",
-    "base_bare_share", "base_water_share", "base_n_obs",
+    "base_bare_share", "base_water_share", "base_n_obs", "base_eligible",
 )
+#: The baseline variables a scene update needs (the others serve sites and diagnosis).
+FOLD_BASELINE_VARS: Final[tuple[str, ...]] = ("base_blue", "base_red", "base_nir", "base_swir16", "base_ndvi",
+                                              "base_eligible")
 
 #: Change-state variables and their dtypes.
 STATE_VARS: Final[dict[str, str]] = {
@@ -133,9 +136,12 @@ def empty_state(shape: tuple[int, int]) -> dict[str, np.ndarray]:
     return {name: np.zeros(shape, dtype) for name, dtype in STATE_VARS.items()}
 
 
+_EVIDENCE_LUT: Final[np.ndarray] = np.array([code not in SCL_NEVER_EVIDENCE for code in range(256)], bool)
+
+
 def evidence_mask(scl: np.ndarray) -> np.ndarray:
     """True where SCL allows the pixel as evidence (classes 0, 1, 3, 8, 9, 10 never are)."""
-    return ~np.isin(scl, np.asarray(sorted(SCL_NEVER_EVIDENCE), dtype=scl.dtype))
+    return _EVIDENCE_LUT[scl.astype(np.uint8, copy=False)]
 
 
 @dataclass
@@ -170,7 +176,9 @@ def compute_baseline(observations: list[Observation], t: Thresholds = DEFAULT_TH
     """
     shape = observations[0].scl.shape if observations else (0, 0)
     if not observations:
-        return {name: np.full(shape, np.nan, np.float32) for name in BASELINE_VARS}
+        empty = {name: np.full(shape, np.nan, np.float32) for name in BASELINE_VARS}
+        empty["base_eligible"][:] = 0
+        return empty
     usable = np.stack([o.usable(t) for o in observations])
     n_obs = usable.sum(axis=0)
 
@@ -190,7 +198,7 @@ def compute_baseline(observations: list[Observation], t: Thresholds = DEFAULT_TH
     bare = np.stack([_is_bare(o, n, b, t) for o, n, b in zip(observations, ndvi, bsi)]) & usable & ~wet
     with np.errstate(all="ignore"):
         denom = np.maximum(n_obs, 1)
-        return {
+        base = {
             "base_blue": median([o.blue for o in observations]),
             "base_red": median([o.red for o in observations]),
             "base_nir": median([o.nir for o in observations]),
@@ -202,10 +210,14 @@ def compute_baseline(observations: list[Observation], t: Thresholds = DEFAULT_TH
             "base_water_share": (wet.sum(axis=0) / denom).astype(np.float32),
             "base_n_obs": n_obs.astype(np.float32),
         }
+    base["base_eligible"] = eligible(base, t).astype(np.float32)
+    return base
 
 
 def eligible(baseline: dict[str, np.ndarray], t: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """Pixels whose baseline was stably vegetated: the only ones that may raise a mining alert."""
+    if "base_eligible" in baseline:  # computed once with the baseline
+        return baseline["base_eligible"] > 0
     with np.errstate(invalid="ignore"):
         return (
             (baseline["base_n_obs"] >= t.baseline_min_obs)

@@ -72,7 +72,7 @@ def _compute_with_progress(client: Any, show: bool) -> Any:
 @click.option("--context", "context_dir", type=click.Path(file_okay=False, path_type=Path), help="Folder with concessions, protected_areas, indigenous_territories, rivers, provinces (.gpkg/.geojson). [default: settings' context layers]")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the alerts as a GeoJSON FeatureCollection (EPSG:4326).")
 @click.option("--max-cloud", type=click.FloatRange(0, 100), metavar="PERCENT", help="Skip scenes cloudier than this. [default: settings' max_cloud_cover]")
-@click.option("--chunk-px", type=click.IntRange(128, 4096), default=512, show_default=True, help="Dask chunk side in pixels: memory per task grows with its square.")
+@click.option("--chunk-px", type=click.IntRange(128, 4096), default=1024, show_default=True, help="Dask chunk side in pixels: memory per task grows with its square.")
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
 def detect(stac_url: str | None, collection: str | None, bbox: str | None, start: str | None, end: str | None,
            baseline_start: str | None, context_dir: Path | None, out: Path | None, max_cloud: float | None,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -41,7 +41,7 @@ from geo_monitor import change
 from geo_monitor.alerts import Alert, Context, Legality, Priority, Provenance, Signature, stable_alert_id
 from geo_monitor.bands import ALL_BANDS, NATIVE_RESOLUTION_M, REFLECTANCE_BANDS, SCL_BAND
 from geo_monitor.errors import GeoMonitorError, InvalidInputError
-from geo_monitor.loading import load_dn, offset_coord, scale_coord, utm_epsg_for
+from geo_monitor.loading import load_dn, utm_epsg_for
 from geo_monitor.scenes import Scene, SkippedItem
 from geo_monitor.scoring import REPORT_THRESHOLD, RULES_VERSION, confidence, evidence, rule_score
 from geo_monitor.site_model import SiteModel, combined_score
@@ -49,6 +49,7 @@ from geo_monitor.sites import Site, find_sites
 from geo_monitor.sources import open_source
 from geo_monitor.state_store import GridSpec, StateInfo, StateStore, grid_key
 from geo_monitor.types import BBox
+from geo_monitor.window_reader import read_window
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,10 @@ PIPELINE_NAME: Final[str] = "mining-change"
 PIPELINE_VERSION: Final[str] = "1"
 #: Anything that changes what the state means bumps this (new state key).
 METHOD_VERSION: Final[str] = f"{PIPELINE_NAME}@{PIPELINE_VERSION}"
-DEFAULT_CHUNK_PX: Final[int] = 512
+#: Chunk side: large enough that reopening each COG per chunk is cheap (PERFORMANCE.md: ~2048 is best,
+#: 1024 keeps a task's memory low); baseline medians run in BASELINE_TILE_PX sub-windows.
+DEFAULT_CHUNK_PX: Final[int] = 1024
+BASELINE_TILE_PX: Final[int] = 256
 
 
 @dataclass(frozen=True)
@@ -93,21 +97,39 @@ class DetectionResult:
 
 
 @dataclass(frozen=True)
-class DnRules:
-    """Per scene (in stack order) and band: reflectance = DN * scale + offset; DN 0 is no data."""
+class SceneInputs:
+    """What a chunk task needs to read and convert some scenes itself (small: it travels with every task)."""
 
-    scale: np.ndarray  # (T, 6)
+    hrefs: tuple[tuple[str, ...], ...]  # per scene: REFLECTANCE_BANDS then SCL
+    scale: np.ndarray  # (T, 6): reflectance = DN * scale + offset
     offset: np.ndarray  # (T, 6)
+    days: tuple[int, ...]
+    crs: str
+    grid_origin: tuple[float, float, float]  # x0, y0, resolution
+
+    @classmethod
+    def of(cls, scenes: Sequence[Scene], crs: str, grid: GridSpec) -> SceneInputs:
+        ordered = sorted(scenes, key=lambda s: s.sort_key)
+        return cls(
+            hrefs=tuple(tuple(s.assets[b].href for b in (*REFLECTANCE_BANDS, SCL_BAND)) for s in ordered),
+            scale=np.array([[s.assets[b].scale for b in REFLECTANCE_BANDS] for s in ordered], dtype=np.float64),
+            offset=np.array([[s.assets[b].offset for b in REFLECTANCE_BANDS] for s in ordered], dtype=np.float64),
+            days=tuple(change.day_index(s.datetime.date()) for s in ordered),
+            crs=crs,
+            grid_origin=(grid.x0, grid.y0, grid.resolution),
+        )
 
 
-def _observations(dn_bands: Sequence[np.ndarray], scl: np.ndarray, rules: DnRules) -> list[change.Observation]:
-    """DN blocks (T, y, x) per band -> one Observation per scene, converted here (uint16 moves, not float32)."""
-    out = []
-    for i in range(scl.shape[0]):
-        refl = np.stack([np.where(dn[i] == 0, np.nan, dn[i] * np.float32(rules.scale[i, b]) + np.float32(rules.offset[i, b]))
-                         for b, dn in enumerate(dn_bands)]).astype(np.float32)
-        out.append(change.Observation.from_stack(refl, scl[i]))
-    return out
+def _observations(inputs: SceneInputs, window: tuple[slice, slice]) -> Iterator[change.Observation]:
+    """Read and convert each scene over ``window``, one at a time (memory: one scene's bands)."""
+    x0, y0, res = inputs.grid_origin
+    transform = Affine(res, 0, x0 + window[1].start * res, 0, -res, y0 - window[0].start * res)
+    shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+    for i, hrefs in enumerate(inputs.hrefs):
+        dns = [read_window(href, inputs.crs, transform, shape) for href in hrefs]
+        refl = np.stack([np.where(dn == 0, np.nan, dn * np.float32(inputs.scale[i, b]) + np.float32(inputs.offset[i, b]))
+                         for b, dn in enumerate(dns[:-1])]).astype(np.float32)
+        yield change.Observation.from_stack(refl, dns[-1])
 
 
 def _chunk_window(block_info: dict[Any, Any]) -> tuple[slice, slice]:
@@ -116,36 +138,45 @@ def _chunk_window(block_info: dict[Any, Any]) -> tuple[slice, slice]:
     return slice(y0, y1), slice(x0, x1)
 
 
-def _baseline_block(*blocks: np.ndarray, rules: DnRules, target: str, block_info: dict[Any, Any] | None = None
-                    ) -> np.ndarray:
-    """Blocks: 6 DN (T, y, x), SCL (T, y, x). Writes the chunk's baseline into ``target``; returns a token."""
-    *bands, scl = blocks
-    base = change.compute_baseline(_observations(bands, scl, rules))
+def _baseline_block(_template: np.ndarray, *, inputs: SceneInputs, target: str,
+                    block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    """Compute one chunk's baseline from the baseline scenes and write it into ``target``; return a token."""
     window = _chunk_window(block_info)
-    for name in change.BASELINE_VARS:
-        zarr.open_array(f"{target}/{name}", mode="r+")[window] = base[name]
+    # A median needs every look at once: work in sub-windows so memory stays at
+    # (scenes x 7 bands x BASELINE_TILE_PX^2), whatever the chunk size.
+    for rows in _split(window[0], BASELINE_TILE_PX):
+        for cols in _split(window[1], BASELINE_TILE_PX):
+            base = change.compute_baseline(list(_observations(inputs, (rows, cols))))
+            out = zarr.open_group(target, mode="r+")
+            for name in change.BASELINE_VARS:
+                out[name][rows, cols] = base[name]
     return np.ones((1, 1, 1), bool)
 
 
-def _fold_block(*blocks: np.ndarray, days: Sequence[int], rules: DnRules, previous: str | None, baseline: str,
-                target: str, block_info: dict[Any, Any] | None = None) -> np.ndarray:
-    """Blocks: 6 DN and SCL (T, y, x) of the new scenes over one chunk.
+def _split(span: slice, step: int) -> list[slice]:
+    return [slice(a, min(a + step, span.stop)) for a in range(span.start, span.stop, step)]
 
-    Reads the chunk's previous state (``previous`` Zarr; None = start from zero)
-    and baseline, folds the scenes in, writes the chunk into ``target``, and
-    returns a token: only 16-bit DNs ever move between workers.
+
+def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | None, baseline: str, target: str,
+                block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    """Fold the new scenes into one chunk's state.
+
+    Reads the chunk's previous state (``previous`` Zarr; None = start from zero),
+    its baseline and the scenes' windows, writes the new state into ``target``
+    and returns a token: nothing but file paths moves between workers.
     """
     window = _chunk_window(block_info)
-    shape = blocks[-1].shape[1:]
-    base = {name: zarr.open_array(f"{baseline}/{name}", mode="r")[window] for name in change.BASELINE_VARS}
-    state = {name: (zarr.open_array(f"{previous}/{name}", mode="r")[window].astype(dtype)
-                    if previous else np.zeros(shape, dtype))
+    shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+    base_group = zarr.open_group(baseline, mode="r")
+    base = {name: base_group[name][window] for name in change.FOLD_BASELINE_VARS}
+    old = zarr.open_group(previous, mode="r") if previous else None
+    state = {name: (old[name][window].astype(dtype, copy=False) if old is not None else np.zeros(shape, dtype))
              for name, dtype in change.STATE_VARS.items()}
-    bands, scl = blocks[:-1], blocks[-1]
-    for obs, day in zip(_observations(bands, scl, rules), days):
+    for obs, day in zip(_observations(inputs, window), inputs.days):
         change.apply_observation(state, change.classify(obs, base), int(day))
+    out = zarr.open_group(target, mode="r+")
     for name in change.STATE_VARS:
-        zarr.open_array(f"{target}/{name}", mode="r+")[window] = state[name]
+        out[name][window] = state[name]
     return np.ones((1, 1, 1), bool)
 
 
@@ -261,7 +292,9 @@ class MiningChangePipeline:
         else:
             new_applied = []
         transform = Affine(grid.resolution, 0, grid.x0, 0, -grid.resolution, grid.y0)
+        t_sites = time.monotonic()
         sites = find_sites(self._reader(store, info), (grid.height, grid.width), transform, grid.resolution)
+        log.info("sites found", extra={"sites": len(sites), "seconds": round(time.monotonic() - t_sites, 2)})
         monitor_ids = [s for s in monitor_scenes if s.id in set(info.applied_scene_ids)]
         scored = [(site, combined_score(rule_score(site.features), self.model, site.features)) for site in sites]
         alerts = self._alerts(scored, grid, monitor_ids, req)
@@ -288,13 +321,10 @@ class MiningChangePipeline:
         grid = GridSpec(int(crs.split(":")[1]), float(x[0] - res / 2), float(y[0] + res / 2), len(x), len(y), res)
         return grid, template
 
-    def _stack(self, scenes: list[Scene], crs: str, req: DetectionRequest) -> tuple[list[da.Array], DnRules]:
-        """DN bands and SCL of ``scenes`` as (T, y, x) dask arrays, all of a chunk's scenes read by one task."""
-        ds = load_dn(scenes, crs=crs, bbox=req.bbox, chunk_px=req.chunk_px, time_chunk=-1)
-        arrays = [ds[b].data for b in REFLECTANCE_BANDS] + [ds[SCL_BAND].data]
-        rules = DnRules(np.stack([ds[scale_coord(b)].values for b in REFLECTANCE_BANDS], axis=1),
-                        np.stack([ds[offset_coord(b)].values for b in REFLECTANCE_BANDS], axis=1))
-        return arrays, rules
+    @staticmethod
+    def _chunks(grid: GridSpec, chunk_px: int) -> da.Array:
+        """One tiny task per grid chunk: the blocks the kernels map over."""
+        return da.zeros((1, grid.height, grid.width), dtype=bool, chunks=(1, chunk_px, chunk_px))
 
     def _update(self, store: StateStore, info: StateInfo | None, grid: GridSpec, crs: str, req: DetectionRequest,
                 baseline_scenes: list[Scene], new: list[Scene], replay: bool
@@ -326,10 +356,10 @@ class MiningChangePipeline:
         if info is None:
             if not baseline_scenes:
                 raise InvalidInputError(f"no usable baseline scenes between {req.baseline_start} and {req.start}")
-            stack, rules = self._stack(baseline_scenes, crs, req)
             _create_store(store.baseline_path, {n: "float32" for n in change.BASELINE_VARS}, shape, req.chunk_px)
-            tokens = da.map_blocks(_baseline_block, *stack, rules=rules, target=str(store.baseline_path),
-                                   dtype=bool, chunks=(1, 1, 1))
+            tokens = da.map_blocks(_baseline_block, self._chunks(grid, req.chunk_px),
+                                   inputs=SceneInputs.of(baseline_scenes, crs, grid),
+                                   target=str(store.baseline_path), dtype=bool, chunks=(1, 1, 1))
             self.progress("computing baseline", 0, 1)
             self.compute(tokens)
             self.progress("computing baseline", 1, 1)
@@ -341,12 +371,14 @@ class MiningChangePipeline:
                       {"crs": crs, "method": METHOD_VERSION, "thresholds": change.thresholds_record()})
         ordered = sorted(new, key=lambda s: s.sort_key)
         if ordered:
-            stack, rules = self._stack(ordered, crs, req)
-            days = [change.day_index(s.datetime.date()) for s in ordered]
-            tokens = da.map_blocks(_fold_block, *stack, days=days, rules=rules, previous=previous,
+            tokens = da.map_blocks(_fold_block, self._chunks(grid, req.chunk_px),
+                                   inputs=SceneInputs.of(ordered, crs, grid), previous=previous,
                                    baseline=str(store.baseline_path), target=str(path), dtype=bool, chunks=(1, 1, 1))
             self.progress("updating change state", 0, 1)
+            t_fold = time.monotonic()
             self.compute(tokens)
+            log.info("scenes folded into the state", extra={"scenes": len(ordered),
+                                                            "seconds": round(time.monotonic() - t_fold, 2)})
             self.progress("updating change state", 1, 1)
         elif previous:  # nothing new: carry the state over unchanged
             shutil.rmtree(path)
@@ -422,9 +454,7 @@ class MiningChangePipeline:
         return site_context(geoms, layers)
 
     def _legality(self, ctx: Context, conf: Any, score: float, area_ha: float) -> tuple[Legality, Priority]:
-        if self.context_layers is None:
-            return Legality.UNKNOWN, Priority.MEDIUM if conf.value == "high" else Priority.LOW
         from geo_monitor.legality import legality, priority
 
-        legal = legality(ctx, self.context_layers)
+        legal = legality(ctx, self.context_layers) if self.context_layers is not None else Legality.UNKNOWN
         return legal, priority(legal, ctx, conf, score, area_ha)
