@@ -66,6 +66,14 @@ def _copy_catalog(sample: Path, dest: Path, keep=lambda item_id: True) -> Path:
     return dest / "catalog.json"
 
 
+def _add_item(catalog_dir: Path, item_id: str) -> None:
+    """Link one more item from the collection, as a catalog does when a new scene arrives."""
+    coll_path = catalog_dir / "sentinel-2-l2a" / "collection.json"
+    coll = json.loads(coll_path.read_text())
+    coll["links"].append({"rel": "item", "href": f"./{item_id}/{item_id}.json", "type": "application/geo+json"})
+    coll_path.write_text(json.dumps(coll))
+
+
 def _materialise(path: Path) -> Path:
     """Replace a linked COG by a real copy before changing it (the sample itself must stay intact)."""
     target = path.resolve()
@@ -115,10 +123,7 @@ def test_adding_the_next_scene_processes_only_that_scene(full_run, sample_area: 
     state = tmp_path / "state"
     before = _pipeline(state, sample_area).run(_request(partial, sample_area))
     assert last not in before.scenes_applied
-    coll_path = tmp_path / "cat" / "sentinel-2-l2a" / "collection.json"
-    coll = json.loads(coll_path.read_text())
-    coll["links"].append({"rel": "item", "href": f"./{last}/{last}.json", "type": "application/geo+json"})
-    coll_path.write_text(json.dumps(coll))
+    _add_item(tmp_path / "cat", last)
     after = _pipeline(state, sample_area).run(_request(partial, sample_area))
     assert after.scenes_applied == [last] and not after.replayed
     incremental, whole = _state_arrays(state), _state_arrays(full_run[0])
@@ -133,10 +138,7 @@ def test_a_late_scene_dated_before_the_last_one_replays(full_run, sample_area: P
     catalog = _copy_catalog(sample_area, tmp_path / "cat", keep=lambda item_id: item_id != late)
     state = tmp_path / "state"
     _pipeline(state, sample_area).run(_request(catalog, sample_area))
-    coll_path = tmp_path / "cat" / "sentinel-2-l2a" / "collection.json"
-    coll = json.loads(coll_path.read_text())
-    coll["links"].append({"rel": "item", "href": f"./{late}/{late}.json", "type": "application/geo+json"})
-    coll_path.write_text(json.dumps(coll))
+    _add_item(tmp_path / "cat", late)
     result = _pipeline(state, sample_area).run(_request(catalog, sample_area))
     assert result.replayed
     replayed, whole = _state_arrays(state), _state_arrays(full_run[0])
@@ -218,10 +220,7 @@ def test_a_crash_while_writing_state_leaves_the_previous_state(full_run, sample_
     catalog = _copy_catalog(sample_area, tmp_path / "cat", keep=lambda item_id: item_id != last)
     state = tmp_path / "state"
     first = _pipeline(state, sample_area).run(_request(catalog, sample_area))
-    coll_path = tmp_path / "cat" / "sentinel-2-l2a" / "collection.json"
-    coll = json.loads(coll_path.read_text())
-    coll["links"].append({"rel": "item", "href": f"./{last}/{last}.json", "type": "application/geo+json"})
-    coll_path.write_text(json.dumps(coll))
+    _add_item(tmp_path / "cat", last)
 
     def crash(delayed):
         raise KeyboardInterrupt("power cut while writing")
