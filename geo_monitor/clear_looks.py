@@ -10,12 +10,14 @@ look is as fast as the sky allows.
 from __future__ import annotations
 
 import statistics
+import warnings
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 from rasterio import features
+from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry.base import BaseGeometry
 
 from geo_monitor.bands import SCL_BAND
@@ -35,7 +37,10 @@ def clear_look_dates(source: Any, geometry: BaseGeometry, start: date, end: date
     if not found.scenes:
         return []
     epsg = utm_epsg_for((bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2)
-    ds = load_dn(found.scenes, crs=f"EPSG:{epsg}", bbox=bbox, bands=[SCL_BAND]).compute()
+    with warnings.catch_warnings():
+        # odc-stac hands GDAL in-memory arrays without a geotransform while resampling: harmless, noisy
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        ds = load_dn(found.scenes, crs=f"EPSG:{epsg}", bbox=bbox, bands=[SCL_BAND]).compute()
     from pyproj import Transformer
     from shapely.ops import transform as shp_transform
 

@@ -82,36 +82,74 @@ def permanent_water(water_share: np.ndarray) -> np.ndarray:
     return np.nan_to_num(water_share, nan=0.0) > PERMANENT_WATER_SHARE
 
 
+#: Side of the coarse blocks used to find where anything changed (px); morphology runs only there.
+ACTIVE_BLOCK_PX: Final[int] = 64
+
+
 def find_sites(read: Reader, shape: tuple[int, int], transform: Affine, res_m: float = 10.0) -> list[Site]:
     """Candidate sites in one grid, in a deterministic order (by anchor).
 
-    Memory: a few full-grid boolean/label arrays (about 7 bytes a pixel) plus
-    each site's window; the state variables are read window by window.
+    Memory: four full-grid boolean arrays plus, per area of change, its
+    box's labels and each site's window; state variables are read window by
+    window. Morphology and labelling run only in boxes around blocks where
+    something changed (a tile is mostly unchanged forest).
     """
     confirmed = read("confirmed_at", None) > 0
     current = (read("consec", None) >= 1) & (read("n_anom", None) >= 1)  # latest clear look was anomalous
     # A seed is confirmed change, or change seen once so far that was mostly soil or water:
     # under Amazon cloud a new pit may have one clear look before the analyst needs it
     # (such sites get low confidence).
-    seeds = ndimage.binary_opening(confirmed | (current & (read("n_strict", None) >= 1)), structure=np.ones((3, 3), bool))
+    seed_candidates = confirmed | (current & (read("n_strict", None) >= 1))
     extent = confirmed | current
     del confirmed, current
+    mmu_px = int(round(MMU_HA * 10_000 / res_m**2))
+    sites: list[Site] = []
+    for box in _active_boxes(extent, ACTIVE_BLOCK_PX):
+        sites += _sites_in_box(box, extent[box], seed_candidates[box], read, shape, transform, res_m, mmu_px)
+    return sorted(sites, key=lambda s: s.anchor_xy)
+
+
+def _active_boxes(active: np.ndarray, block: int) -> list[tuple[slice, slice]]:
+    """Boxes (one block of margin around each group of touching blocks with any active pixel).
+
+    The margin is far wider than the opening and closing reach, so running
+    them per box gives exactly what running them on the whole grid gives.
+    """
+    h, w = active.shape
+    bh, bw = -(-h // block), -(-w // block)
+    padded = np.zeros((bh * block, bw * block), bool)
+    padded[:h, :w] = active
+    coarse = padded.reshape(bh, block, bw, block).any(axis=(1, 3))
+    if not coarse.any():
+        return []
+    labels, _ = ndimage.label(ndimage.binary_dilation(coarse, structure=np.ones((3, 3), bool)),
+                              structure=np.ones((3, 3), bool))
+    boxes = []
+    for rows, cols in ndimage.find_objects(labels):
+        boxes.append((slice(rows.start * block, min(rows.stop * block, h)),
+                      slice(cols.start * block, min(cols.stop * block, w))))
+    return boxes
+
+
+def _sites_in_box(box: tuple[slice, slice], extent: np.ndarray, seed_candidates: np.ndarray, read: Reader,
+                  shape: tuple[int, int], transform: Affine, res_m: float, mmu_px: int) -> list[Site]:
+    seeds = ndimage.binary_opening(seed_candidates, structure=np.ones((3, 3), bool))
     grouped = ndimage.binary_closing(extent | seeds, structure=np.ones((3, 3), bool), iterations=MERGE_GAP_PX)
     labels, n = ndimage.label(grouped, structure=np.ones((3, 3), bool))
-    del grouped
     if n == 0:
         return []
-    mmu_px = int(round(MMU_HA * 10_000 / res_m**2))
     seed_count = ndimage.sum_labels(seeds, labels, index=np.arange(1, n + 1))
     windows = ndimage.find_objects(labels)
-    sites = []
+    r0, c0 = box[0].start, box[1].start
+    found = []
     for lab in np.nonzero(seed_count >= mmu_px)[0] + 1:
         win = windows[lab - 1]
         member = (labels[win] == lab) & extent[win]
-        site = _site(int(lab), win, member, member & seeds[win], read, shape, transform, res_m, mmu_px)
+        grid_win = (slice(win[0].start + r0, win[0].stop + r0), slice(win[1].start + c0, win[1].stop + c0))
+        site = _site(int(lab), grid_win, member, member & seeds[win], read, shape, transform, res_m, mmu_px)
         if site is not None:
-            sites.append(site)
-    return sorted(sites, key=lambda s: s.anchor_xy)
+            found.append(site)
+    return found
 
 
 def _water_around(read: Reader, win: tuple[slice, slice], shape: tuple[int, int], res_m: float

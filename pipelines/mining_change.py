@@ -22,7 +22,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
@@ -60,7 +60,7 @@ METHOD_VERSION: Final[str] = f"{PIPELINE_NAME}@{PIPELINE_VERSION}"
 #: Chunk side: large enough that reopening each COG per chunk is cheap (PERFORMANCE.md: ~2048 is best,
 #: 1024 keeps a task's memory low); baseline medians run in BASELINE_TILE_PX sub-windows.
 DEFAULT_CHUNK_PX: Final[int] = 1024
-BASELINE_TILE_PX: Final[int] = 256
+BASELINE_TILE_PX: Final[int] = 512  # = the COG tile side: a smaller window would decode whole tiles for part of them
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,13 @@ def _create_store(path: Path, names_and_dtypes: dict[str, str], shape: tuple[int
                            dimension_names=("y", "x"))
 
 
+def effective_chunk_px(grid: GridSpec, chunk_px: int, min_chunks: int = 4, floor: int = 256) -> int:
+    """``chunk_px``, halved until a small grid still splits into ``min_chunks`` tasks (so every worker works)."""
+    while chunk_px > floor and (-(-grid.height // chunk_px)) * (-(-grid.width // chunk_px)) < min_chunks:
+        chunk_px //= 2
+    return chunk_px
+
+
 # --------------------------------------------------------------------------- scene checks
 
 
@@ -275,6 +282,7 @@ class MiningChangePipeline:
 
         crs = f"EPSG:{epsg}"
         grid, template = self._grid(scenes, crs, req)
+        req = replace(req, chunk_px=effective_chunk_px(grid, req.chunk_px))
         store = StateStore(self.state_root, grid_key(grid, req.baseline_start.isoformat(), req.start.isoformat(),
                                                      METHOD_VERSION))
         info = store.current()
