@@ -15,7 +15,6 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
-import numpy as np
 from rasterio import features
 from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry.base import BaseGeometry

@@ -10,7 +10,7 @@ import pytest
 
 from geo_monitor.errors import ConfigError
 from geo_monitor.scoring import REPORT_THRESHOLD, evidence, rule_score
-from geo_monitor.site_model import FEATURES, SiteModel, combined_score, feature_vector, load_default
+from geo_monitor.site_model import FEATURES, combined_score, feature_vector, load_default
 from geo_monitor.sites import SiteFeatures
 from pipelines.train_mining_score import LabelledSite, fit, leave_one_area_out
 
