@@ -119,22 +119,25 @@ def write_scene(folder: Path, size: int) -> Path:
 
 def seed_state(pipeline, request, state_root: Path) -> None:
     """A forest baseline and an empty state for the scene's grid (as after a first run)."""
+    import dask.array as da
+    import xarray as xr
+
     from geo_monitor.sources import open_source
-    from geo_monitor.state_store import create_packed
 
     scenes = open_source(request.stac_url).search(request.bbox, request.baseline_start, request.end).scenes
     grid, _ = pipeline._grid(scenes, f"EPSG:{EPSG}", request)
     store = StateStore(state_root, grid_key(grid, request.baseline_start.isoformat(), request.start.isoformat(),
                                             pipeline_method()))
+    chunks = (request.chunk_px, request.chunk_px)
     shape = (grid.height, grid.width)
     forest = {"base_blue": 0.025, "base_red": 0.023, "base_nir": 0.284, "base_swir16": 0.147, "base_ndvi": 0.85,
               "base_bsi": -0.29, "base_mndwi": -0.56, "base_bare_share": 0.0, "base_water_share": 0.0,
               "base_n_obs": 12.0, "base_eligible": 1.0}
-    baseline = create_packed(store.baseline_path, change.BASELINE_VARS, shape, request.chunk_px, fill=np.nan)
-    for i, name in enumerate(change.BASELINE_VARS):
-        baseline[i] = np.full(shape, forest[name], np.float32)
+    xr.Dataset({k: (("y", "x"), da.full(shape, v, dtype=np.float32, chunks=chunks)) for k, v in forest.items()}
+               ).to_zarr(store.baseline_path, mode="w", consolidated=False)
     version, path = store.new_version_path(None)
-    create_packed(path, tuple(change.STATE_VARS), shape, request.chunk_px)  # empty state reads as zeros
+    xr.Dataset({k: (("y", "x"), da.zeros(shape, dtype=t, chunks=chunks)) for k, t in change.STATE_VARS.items()}
+               ).to_zarr(path, mode="w", consolidated=False)
     store.commit(StateInfo(version, grid.__dict__, request.baseline_start.isoformat(), request.start.isoformat(),
                            pipeline_method(), [], 0))
 

@@ -4,13 +4,7 @@ Layout under ``<data_dir>/state/<grid key>/``::
 
     CURRENT.json        which version is current, which scenes it has applied
     baseline.zarr/      the per-pixel baseline, written once (before version 1 becomes current)
-    v000003.zarr/       change-state variables on the grid
-
-Each store holds one packed float32 array (variable, y, x), chunked one
-variable by one spatial chunk, and names its variables in ``attrs``: a task
-reads or writes all variables of its window in one call (zarr fetches the
-chunks concurrently), and a single variable can still be read alone. Every
-state value (counts, day numbers, sums) is exact in float32.
+    v000003.zarr/       change-state variables on the grid (y, x), chunk-aligned
     v000004.zarr/       being written by a run; becomes current only when complete
 
 A run writes a complete new version and then replaces ``CURRENT.json``
@@ -30,8 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import zarr
+import xarray as xr
 
 from geo_monitor.errors import GeoMonitorError
 
@@ -90,20 +83,17 @@ class StateStore:
             raise GeoMonitorError(f"{pointer} names version {info.version}, which is missing; remove {self.dir}")
         return info
 
+    def open(self, info: StateInfo, chunks: dict[str, int]) -> xr.Dataset:
+        return xr.open_zarr(self.version_path(info.version), chunks=chunks, consolidated=False)
+
     @property
     def baseline_path(self) -> Path:
         """The baseline, written once per grid key (before the first version is committed)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         return self.dir / "baseline.zarr"
 
-    def read_all(self, info: StateInfo) -> dict[str, np.ndarray]:
-        """Every state and baseline variable of the current version, in memory (small grids, tests)."""
-        out = {}
-        for path in (self.version_path(info.version), self.baseline_path):
-            array = open_packed(path)
-            for i, name in enumerate(array.attrs["variables"]):
-                out[name] = array[i]
-        return out
+    def open_baseline(self, chunks: dict[str, int]) -> xr.Dataset:
+        return xr.open_zarr(self.baseline_path, chunks=chunks, consolidated=False)
 
     def new_version_path(self, info: StateInfo | None) -> tuple[int, Path]:
         version = (info.version + 1) if info else 1
@@ -126,24 +116,3 @@ class StateStore:
 
     def version_path(self, version: int) -> Path:
         return self.dir / f"v{version:06d}.zarr"
-
-
-PACKED: str = "packed"
-
-
-def create_packed(path: Path, variables: tuple[str, ...], shape: tuple[int, int], chunk_px: int,
-                  fill: float = 0.0, attrs: dict[str, Any] | None = None) -> zarr.Array:
-    """An empty packed store at ``path`` (unwritten chunks read as ``fill``)."""
-    group = zarr.open_group(str(path), mode="w", zarr_format=3)
-    array = group.create_array(PACKED, shape=(len(variables), *shape), chunks=(1, chunk_px, chunk_px),
-                               dtype="float32", fill_value=fill, dimension_names=("variable", "y", "x"))
-    array.attrs.update({"variables": list(variables), **(attrs or {})})
-    return array
-
-
-def open_packed(path: Path | str, mode: str = "r") -> zarr.Array:
-    return zarr.open_array(f"{path}/{PACKED}", mode=mode)
-
-
-def variable_index(array: zarr.Array) -> dict[str, int]:
-    return {name: i for i, name in enumerate(array.attrs["variables"])}

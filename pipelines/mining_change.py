@@ -32,6 +32,7 @@ import dask.array as da
 import numpy as np
 import rasterio
 import xarray as xr
+import zarr
 from affine import Affine
 from pyproj import Transformer
 from shapely.ops import transform as shapely_transform
@@ -46,7 +47,7 @@ from geo_monitor.scoring import REPORT_THRESHOLD, RULES_VERSION, confidence, evi
 from geo_monitor.site_model import SiteModel, combined_score
 from geo_monitor.sites import Site, find_sites
 from geo_monitor.sources import open_source
-from geo_monitor.state_store import GridSpec, StateInfo, StateStore, create_packed, grid_key, open_packed, variable_index
+from geo_monitor.state_store import GridSpec, StateInfo, StateStore, grid_key
 from geo_monitor.types import BBox
 from geo_monitor.window_reader import read_window
 
@@ -141,13 +142,14 @@ def _baseline_block(_template: np.ndarray, *, inputs: SceneInputs, target: str,
                     block_info: dict[Any, Any] | None = None) -> np.ndarray:
     """Compute one chunk's baseline from the baseline scenes and write it into ``target``; return a token."""
     window = _chunk_window(block_info)
-    out = open_packed(target, mode="r+")
     # A median needs every look at once: work in sub-windows so memory stays at
     # (scenes x 7 bands x BASELINE_TILE_PX^2), whatever the chunk size.
     for rows in _split(window[0], BASELINE_TILE_PX):
         for cols in _split(window[1], BASELINE_TILE_PX):
             base = change.compute_baseline(list(_observations(inputs, (rows, cols))))
-            out[:, rows, cols] = np.stack([base[name] for name in change.BASELINE_VARS])
+            out = zarr.open_group(target, mode="r+")
+            for name in change.BASELINE_VARS:
+                out[name][rows, cols] = base[name]
     return np.ones((1, 1, 1), bool)
 
 
@@ -159,22 +161,34 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
                 block_info: dict[Any, Any] | None = None) -> np.ndarray:
     """Fold the new scenes into one chunk's state.
 
-    Reads the chunk's previous state (``previous`` store; None = start from
-    zero), its baseline and the scenes' windows, writes the new state into
-    ``target`` and returns a token: nothing but file paths moves between workers.
+    Reads the chunk's previous state (``previous`` Zarr; None = start from zero),
+    its baseline and the scenes' windows, writes the new state into ``target``
+    and returns a token: nothing but file paths moves between workers.
     """
-    rows, cols = _chunk_window(block_info)
-    shape = (rows.stop - rows.start, cols.stop - cols.start)
-    base_array = open_packed(baseline)
-    wanted = [variable_index(base_array)[name] for name in change.FOLD_BASELINE_VARS]
-    base = dict(zip(change.FOLD_BASELINE_VARS, base_array.oindex[wanted, rows, cols]))
-    old = open_packed(previous)[:, rows, cols] if previous else None
-    state = {name: (old[i].astype(dtype) if old is not None else np.zeros(shape, dtype))
-             for i, (name, dtype) in enumerate(change.STATE_VARS.items())}
-    for obs, day in zip(_observations(inputs, (rows, cols)), inputs.days):
+    window = _chunk_window(block_info)
+    shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+    base_group = zarr.open_group(baseline, mode="r")
+    base = {name: base_group[name][window] for name in change.FOLD_BASELINE_VARS}
+    old = zarr.open_group(previous, mode="r") if previous else None
+    state = {name: (old[name][window].astype(dtype, copy=False) if old is not None else np.zeros(shape, dtype))
+             for name, dtype in change.STATE_VARS.items()}
+    for obs, day in zip(_observations(inputs, window), inputs.days):
         change.apply_observation(state, change.classify(obs, base), int(day))
-    open_packed(target, mode="r+")[:, rows, cols] = np.stack([state[name] for name in change.STATE_VARS])
+    out = zarr.open_group(target, mode="r+")
+    for name in change.STATE_VARS:
+        out[name][window] = state[name]
     return np.ones((1, 1, 1), bool)
+
+
+def _create_store(path: Path, names_and_dtypes: dict[str, str], shape: tuple[int, int], chunk_px: int,
+                  attrs: dict[str, Any] | None = None) -> None:
+    """An empty Zarr group of (y, x) arrays; unwritten chunks read as 0 (NaN for floats of a baseline)."""
+    group = zarr.open_group(str(path), mode="w", zarr_format=3)
+    group.attrs.update(attrs or {})
+    for name, dtype in names_and_dtypes.items():
+        fill = np.nan if np.dtype(dtype).kind == "f" and name in change.BASELINE_VARS else 0
+        group.create_array(name, shape=shape, chunks=(chunk_px, chunk_px), dtype=dtype, fill_value=fill,
+                           dimension_names=("y", "x"))
 
 
 def effective_chunk_px(grid: GridSpec, chunk_px: int, min_chunks: int = 4, floor: int = 256) -> int:
@@ -350,7 +364,7 @@ class MiningChangePipeline:
         if info is None:
             if not baseline_scenes:
                 raise InvalidInputError(f"no usable baseline scenes between {req.baseline_start} and {req.start}")
-            create_packed(store.baseline_path, change.BASELINE_VARS, shape, req.chunk_px, fill=np.nan)
+            _create_store(store.baseline_path, {n: "float32" for n in change.BASELINE_VARS}, shape, req.chunk_px)
             tokens = da.map_blocks(_baseline_block, self._chunks(grid, req.chunk_px),
                                    inputs=SceneInputs.of(baseline_scenes, crs, grid),
                                    target=str(store.baseline_path), dtype=bool, chunks=(1, 1, 1))
@@ -361,8 +375,8 @@ class MiningChangePipeline:
         previous = None if start_over else str(store.version_path(info.version))
         already = [] if start_over else list(info.applied_scene_ids)
         version, path = store.new_version_path(info)
-        create_packed(path, tuple(change.STATE_VARS), shape, req.chunk_px,
-                      attrs={"crs": crs, "method": METHOD_VERSION, "thresholds": change.thresholds_record()})
+        _create_store(path, change.STATE_VARS, shape, req.chunk_px,
+                      {"crs": crs, "method": METHOD_VERSION, "thresholds": change.thresholds_record()})
         ordered = sorted(new, key=lambda s: s.sort_key)
         if ordered:
             tokens = da.map_blocks(_fold_block, self._chunks(grid, req.chunk_px),
@@ -389,12 +403,12 @@ class MiningChangePipeline:
 
     def _reader(self, store: StateStore, info: StateInfo) -> Callable[[str, Any], np.ndarray]:
         """Read state variables lazily from the current Zarr version, window by window."""
-        arrays = [open_packed(store.version_path(info.version)), open_packed(store.baseline_path)]
-        where = {name: (array, i) for array in arrays for name, i in variable_index(array).items()}
+        ds = store.open(info, chunks={})
+        base = store.open_baseline(chunks={})
 
         def read(name: str, window: Any) -> np.ndarray:
-            array, i = where[name]
-            return array[i] if window is None else array[i, window[0], window[1]]
+            var = ds[name] if name in change.STATE_VARS else base[name]
+            return var.values if window is None else var[window].values
 
         return read
 

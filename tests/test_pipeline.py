@@ -42,7 +42,8 @@ def _pipeline(state: Path, sample: Path, **kw) -> MiningChangePipeline:
 def _state_arrays(state_root: Path) -> dict[str, np.ndarray]:
     (key,) = [p.name for p in state_root.iterdir()]
     store = StateStore(state_root, key)
-    return store.read_all(store.current())
+    ds = store.open(store.current(), chunks={})
+    return {name: ds[name].values for name in ds.data_vars}
 
 
 def _items(catalog_dir: Path) -> list[Path]:
