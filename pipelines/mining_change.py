@@ -403,12 +403,13 @@ class MiningChangePipeline:
 
     def _reader(self, store: StateStore, info: StateInfo) -> Callable[[str, Any], np.ndarray]:
         """Read state variables lazily from the current Zarr version, window by window."""
-        ds = store.open(info, chunks={})
-        base = store.open_baseline(chunks={})
+        # zarr directly, not xarray/dask: a plane or a window is one plain read
+        state = zarr.open_group(str(store.version_path(info.version)), mode="r")
+        base = zarr.open_group(str(store.baseline_path), mode="r")
 
         def read(name: str, window: Any) -> np.ndarray:
-            var = ds[name] if name in change.STATE_VARS else base[name]
-            return var.values if window is None else var[window].values
+            array = state[name] if name in change.STATE_VARS else base[name]
+            return array[:] if window is None else array[window]
 
         return read
 
