@@ -125,7 +125,7 @@ def seed_state(pipeline, request, state_root: Path) -> None:
     from geo_monitor.sources import open_source
 
     scenes = open_source(request.stac_url).search(request.bbox, request.baseline_start, request.end).scenes
-    grid, _ = pipeline._grid(scenes, f"EPSG:{EPSG}", request)
+    grid = pipeline._grid(scenes, f"EPSG:{EPSG}", request)
     store = StateStore(state_root, grid_key(grid, request.baseline_start.isoformat(), request.start.isoformat(),
                                             pipeline_method()))
     chunks = (request.chunk_px, request.chunk_px)

@@ -25,6 +25,7 @@ first year), 0 meaning "never".
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, fields
 from datetime import date
 from typing import Final
@@ -184,12 +185,9 @@ def compute_baseline(observations: list[Observation], t: Thresholds = DEFAULT_TH
 
     def median(values: list[np.ndarray]) -> np.ndarray:
         stack = np.where(usable, np.stack(values), np.nan)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no baseline, NaN
-                return np.nanmedian(stack, axis=0).astype(np.float32)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no baseline, NaN
+            return np.nanmedian(stack, axis=0).astype(np.float32)
 
     ndvi = [indices.ndvi(o.nir, o.red) for o in observations]
     bsi = [indices.bsi(o.blue, o.red, o.nir, o.swir16) for o in observations]

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import xarray as xr
+import numpy as np
+import zarr
 
 from geo_monitor.errors import GeoMonitorError
 
@@ -83,17 +84,22 @@ class StateStore:
             raise GeoMonitorError(f"{pointer} names version {info.version}, which is missing; remove {self.dir}")
         return info
 
-    def open(self, info: StateInfo, chunks: dict[str, int]) -> xr.Dataset:
-        return xr.open_zarr(self.version_path(info.version), chunks=chunks, consolidated=False)
-
     @property
     def baseline_path(self) -> Path:
         """The baseline, written once per grid key (before the first version is committed)."""
         self.dir.mkdir(parents=True, exist_ok=True)
         return self.dir / "baseline.zarr"
 
-    def open_baseline(self, chunks: dict[str, int]) -> xr.Dataset:
-        return xr.open_zarr(self.baseline_path, chunks=chunks, consolidated=False)
+    def state_group(self, info: StateInfo) -> zarr.Group:
+        return zarr.open_group(str(self.version_path(info.version)), mode="r")
+
+    def baseline_group(self) -> zarr.Group:
+        return zarr.open_group(str(self.baseline_path), mode="r")
+
+    def read_all(self, info: StateInfo) -> dict[str, np.ndarray]:
+        """Every state and baseline variable of ``info``'s version, in memory (small grids, tests)."""
+        return {name: array[:] for group in (self.state_group(info), self.baseline_group())
+                for name, array in group.arrays()}
 
     def new_version_path(self, info: StateInfo | None) -> tuple[int, Path]:
         version = (info.version + 1) if info else 1

@@ -31,7 +31,6 @@ import dask
 import dask.array as da
 import numpy as np
 import rasterio
-import xarray as xr
 import zarr
 from affine import Affine
 from pyproj import Transformer
@@ -201,7 +200,7 @@ def effective_chunk_px(grid: GridSpec, chunk_px: int, min_chunks: int = 4, floor
 # --------------------------------------------------------------------------- scene checks
 
 
-def check_scene_headers(scene: Scene, grid_epsg: int) -> str | None:
+def check_scene_headers(scene: Scene) -> str | None:
     """Why a scene cannot be used (None if fine), from its assets' headers only (cheap: no pixels).
 
     Catches what search cannot: files that do not open, are not the size the
@@ -268,7 +267,7 @@ class MiningChangePipeline:
         self.progress("checking scenes", 0, len(found.scenes))
         scenes = []
         for i, scene in enumerate(found.scenes):
-            reason = check_scene_headers(scene, epsg)
+            reason = check_scene_headers(scene)
             if reason:
                 skipped.append(SkippedItem(scene.id, reason))
                 log.warning("scene skipped", extra={"scene": scene.id, "reason": reason})
@@ -281,7 +280,7 @@ class MiningChangePipeline:
             raise InvalidInputError(f"no usable scenes over {req.bbox} between {req.baseline_start} and {req.end}")
 
         crs = f"EPSG:{epsg}"
-        grid, template = self._grid(scenes, crs, req)
+        grid = self._grid(scenes, crs, req)
         req = replace(req, chunk_px=effective_chunk_px(grid, req.chunk_px))
         store = StateStore(self.state_root, grid_key(grid, req.baseline_start.isoformat(), req.start.isoformat(),
                                                      METHOD_VERSION))
@@ -322,12 +321,13 @@ class MiningChangePipeline:
 
     # -- grid and state
 
-    def _grid(self, scenes: list[Scene], crs: str, req: DetectionRequest) -> tuple[GridSpec, xr.Dataset]:
+    def _grid(self, scenes: list[Scene], crs: str, req: DetectionRequest) -> GridSpec:
+        """The grid odc-stac lays over ``req.bbox`` in ``crs`` (lazy: nothing is read)."""
         template = load_dn(scenes[:1], crs=crs, bbox=req.bbox, chunk_px=req.chunk_px, bands=[SCL_BAND])
         x, y = template.x.values, template.y.values
         res = float(abs(x[1] - x[0]))
         grid = GridSpec(int(crs.split(":")[1]), float(x[0] - res / 2), float(y[0] + res / 2), len(x), len(y), res)
-        return grid, template
+        return grid
 
     @staticmethod
     def _chunks(grid: GridSpec, chunk_px: int) -> da.Array:
@@ -404,8 +404,7 @@ class MiningChangePipeline:
     def _reader(self, store: StateStore, info: StateInfo) -> Callable[[str, Any], np.ndarray]:
         """Read state variables lazily from the current Zarr version, window by window."""
         # zarr directly, not xarray/dask: a plane or a window is one plain read
-        state = zarr.open_group(str(store.version_path(info.version)), mode="r")
-        base = zarr.open_group(str(store.baseline_path), mode="r")
+        state, base = store.state_group(info), store.baseline_group()
 
         def read(name: str, window: Any) -> np.ndarray:
             array = state[name] if name in change.STATE_VARS else base[name]

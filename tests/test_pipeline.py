@@ -42,8 +42,7 @@ def _pipeline(state: Path, sample: Path, **kw) -> MiningChangePipeline:
 def _state_arrays(state_root: Path) -> dict[str, np.ndarray]:
     (key,) = [p.name for p in state_root.iterdir()]
     store = StateStore(state_root, key)
-    ds = store.open(store.current(), chunks={})
-    return {name: ds[name].values for name in ds.data_vars}
+    return store.read_all(store.current())
 
 
 def _items(catalog_dir: Path) -> list[Path]:
