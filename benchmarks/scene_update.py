@@ -118,26 +118,45 @@ def write_scene(folder: Path, size: int) -> Path:
 
 
 def seed_state(pipeline, request, state_root: Path) -> None:
-    """A forest baseline and an empty state for the scene's grid (as after a first run)."""
-    import dask.array as da
-    import xarray as xr
+    """A forest baseline (with pixel-to-pixel noise, as a real one has) and an empty state for the scene's grid."""
+    import zarr
 
     from geo_monitor.sources import open_source
+    from pipelines.mining_change import _create_baseline_store, _create_store, _record_stored_chunks
 
     scenes = open_source(request.stac_url).search(request.bbox, request.baseline_start, request.end).scenes
     grid = pipeline._grid(scenes, f"EPSG:{EPSG}", request)
     store = StateStore(state_root, grid_key(grid, request.baseline_start.isoformat(), request.start.isoformat(),
                                             pipeline_method()))
-    chunks = (request.chunk_px, request.chunk_px)
     shape = (grid.height, grid.width)
+    _create_baseline_store(store.baseline_path, shape, request.chunk_px)
     forest = {"base_blue": 0.025, "base_red": 0.023, "base_nir": 0.284, "base_swir16": 0.147, "base_ndvi": 0.85,
               "base_bsi": -0.29, "base_mndwi": -0.56, "base_bare_share": 0.0, "base_water_share": 0.0,
               "base_n_obs": 12.0, "base_eligible": 1.0}
-    xr.Dataset({k: (("y", "x"), da.full(shape, v, dtype=np.float32, chunks=chunks)) for k, v in forest.items()}
-               ).to_zarr(store.baseline_path, mode="w", consolidated=False)
+    noisy = {"base_blue", "base_red", "base_nir", "base_swir16", "base_ndvi", "base_bsi", "base_mndwi"}
+    group = zarr.open_group(str(store.baseline_path), mode="r+")
+    rng = np.random.default_rng(2)
+    step = request.chunk_px
+    for r in range(0, shape[0], step):
+        for c in range(0, shape[1], step):
+            window = (slice(r, min(r + step, shape[0])), slice(c, min(c + step, shape[1])))
+            h, w = window[0].stop - r, window[1].stop - c
+            base = {k: (np.float32(v) * (1 + rng.normal(0, 0.04, (h, w))).astype(np.float32) if k in noisy
+                        else np.full((h, w), v, np.float32)) for k, v in forest.items()}
+            base.update(change.quantize_fold_baseline(base))
+            for name, values in base.items():
+                group[name][window] = values
+    # the state after earlier updates over this forest: every pixel seen clear a few times,
+    # nothing else (what the pipeline itself stores for unchanged forest, manifest included)
     version, path = store.new_version_path(None)
-    xr.Dataset({k: (("y", "x"), da.zeros(shape, dtype=t, chunks=chunks)) for k, t in change.STATE_VARS.items()}
-               ).to_zarr(path, mode="w", consolidated=False)
+    _create_store(path, change.STATE_VARS, shape, request.chunk_px)
+    state = zarr.open_group(str(path), mode="r+")
+    state["n_clear"][:] = 5
+    state["last_clear"][:] = change.day_index(date(2024, 2, 10))
+    blocks = (-(-shape[0] // step), -(-shape[1] // step))
+    flags = np.zeros((*blocks, len(change.STATE_VARS)), bool)
+    flags[..., [list(change.STATE_VARS).index("n_clear"), list(change.STATE_VARS).index("last_clear")]] = True
+    _record_stored_chunks(str(path), request.chunk_px, flags)
     store.commit(StateInfo(version, grid.__dict__, request.baseline_start.isoformat(), request.start.isoformat(),
                            pipeline_method(), [], 0))
 
@@ -180,6 +199,7 @@ def main() -> None:
 
     from distributed import Client, LocalCluster
 
+    from geo_monitor.dask_cluster import prepare_worker
     from geo_monitor.gdal_env import configure_gdal
     from pipelines.mining_change import DetectionRequest, MiningChangePipeline
 
@@ -200,7 +220,8 @@ def main() -> None:
         configure_gdal(GDAL_NUM_THREADS="1")
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
-            client.run(configure_gdal, GDAL_NUM_THREADS="1")
+            # as geo_monitor.dask_cluster does for every run: GDAL settings, the kernel compiled once
+            client.run(prepare_worker)
             floor = decode_only(client, catalog, args.size, args.chunk_px)
             pipeline = MiningChangePipeline(work / "state", compute=lambda d: client.compute(d).result())
             seed_state(pipeline, request, work / "state")

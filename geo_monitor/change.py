@@ -18,6 +18,10 @@ The method (docs/method.md explains the choices):
    normal observations after confirmation withdraw it (regrowth, receding
    flood water).
 
+The scene update runs in :mod:`geo_monitor.fold_kernel` (compiled, one pass
+per pixel); :func:`classify` + :func:`apply_observation` here are its
+readable reference, and the tests hold the two equal.
+
 Everything here works on arrays of one spatial chunk; the Dask pipeline maps
 it over chunks. Days are integers: days since 2015-01-01 (Sentinel-2's
 first year), 0 meaning "never".
@@ -109,15 +113,22 @@ BASELINE_VARS: Final[tuple[str, ...]] = (
     "base_blue", "base_red", "base_nir", "base_swir16", "base_ndvi", "base_bsi", "base_mndwi",
     "base_bare_share", "base_water_share", "base_n_obs", "base_eligible",
 )
-#: The baseline variables a scene update needs (the others serve sites and diagnosis).
-FOLD_BASELINE_VARS: Final[tuple[str, ...]] = ("base_blue", "base_red", "base_nir", "base_swir16", "base_ndvi",
-                                              "base_eligible")
+#: What a scene update reads of the baseline, quantised to int16 (name -> baseline variable).
+#: A scene update reads these for every pixel of every scene, so they are kept small: steps
+#: of :data:`FOLD_STEP` (one Sentinel-2 DN of reflectance, 1e-4 of NDVI), :data:`FOLD_NODATA`
+#: where there is no baseline, and ``fold_ndvi`` also where the pixel is not eligible (that is
+#: how a scene update knows: no baseline NDVI, no anomaly). The float32 ``base_*`` variables
+#: stay for sites and diagnosis.
+FOLD_VARS: Final[dict[str, str]] = {"fold_blue": "base_blue", "fold_red": "base_red", "fold_nir": "base_nir",
+                                    "fold_swir16": "base_swir16", "fold_ndvi": "base_ndvi"}
+FOLD_STEP: Final = np.float32(1e-4)
+FOLD_NODATA: Final = np.int16(-32768)
 
 #: Change-state variables and their dtypes.
 STATE_VARS: Final[dict[str, str]] = {
     "n_clear": "uint16",  # clear observations since the monitoring start
     "consec": "uint8",  # current run of anomalous clear observations
-    "consec_normal": "uint8",  # current run of normal clear observations
+    "consec_normal": "uint8",  # normal clear observations since the last anomaly of a confirmed pixel
     "n_anom": "uint16",
     "n_bare": "uint16",
     "n_water": "uint16",
@@ -212,6 +223,28 @@ def compute_baseline(observations: list[Observation], t: Thresholds = DEFAULT_TH
     return base
 
 
+def quantize_fold_baseline(baseline: dict[str, np.ndarray], t: Thresholds = DEFAULT_THRESHOLDS
+                           ) -> dict[str, np.ndarray]:
+    """The int16 :data:`FOLD_VARS` of a float baseline (see there)."""
+    ok = eligible(baseline, t)
+    out = {}
+    for fold_name, name in FOLD_VARS.items():
+        values = baseline[name] if fold_name != "fold_ndvi" else np.where(ok, baseline[name], np.nan)
+        with np.errstate(invalid="ignore"):
+            steps = np.round(values.astype(np.float64) / float(FOLD_STEP))
+            out[fold_name] = np.where(np.isfinite(steps), np.clip(steps, -32767, 32767), FOLD_NODATA).astype(np.int16)
+    return out
+
+
+def dequantize_fold_baseline(fold: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The float baseline a scene update works with, as :func:`classify` takes it (with ``base_eligible``)."""
+    base = {name: np.where(fold[fold_name] == FOLD_NODATA, np.float32(np.nan),
+                           fold[fold_name].astype(np.float32) * FOLD_STEP).astype(np.float32)
+            for fold_name, name in FOLD_VARS.items()}
+    base["base_eligible"] = (fold["fold_ndvi"] != FOLD_NODATA).astype(np.float32)
+    return base
+
+
 def eligible(baseline: dict[str, np.ndarray], t: Thresholds = DEFAULT_THRESHOLDS) -> np.ndarray:
     """Pixels whose baseline was stably vegetated: the only ones that may raise a mining alert."""
     if "base_eligible" in baseline:  # computed once with the baseline
@@ -284,7 +317,11 @@ def apply_observation(state: dict[str, np.ndarray], c: Classified, day: int,
     s["consec"][anom] = np.minimum(s["consec"][anom].astype(np.int32) + 1, 255)
     s["consec"][normal] = 0
     s["consec_normal"][anom] = 0
-    s["consec_normal"][normal] = np.minimum(s["consec_normal"][normal].astype(np.int32) + 1, 255)
+    # Normal looks only matter once a change is confirmed (an anomaly resets the count and
+    # confirming takes anomalies): counting them only there keeps the state of unchanged
+    # pixels all zero, so their chunks need no storage (docs/performance.md).
+    counting = normal & (s["confirmed_at"] > 0)
+    s["consec_normal"][counting] = np.minimum(s["consec_normal"][counting].astype(np.int32) + 1, 255)
     s["n_anom"] += anom
     s["n_bare"] += anom & c.bare
     s["n_water"] += anom & c.water
@@ -301,6 +338,7 @@ def apply_observation(state: dict[str, np.ndarray], c: Classified, day: int,
     for name in ("confirmed_at", "high_at", "first_detected", "n_anom", "n_bare", "n_water", "n_turbid", "n_strict"):
         s[name][withdrawn] = 0
     s["sum_ndvi_drop"][withdrawn] = 0
+    s["consec_normal"][withdrawn] = 0
 
 
 def thresholds_record(t: Thresholds = DEFAULT_THRESHOLDS) -> dict[str, float]:

@@ -2,7 +2,9 @@
 
 Pipelines never create clusters themselves; the command line (or a job
 runner) opens one here and everything computed inside the ``with`` block runs
-on it. Worker processes get the same GDAL settings as this process.
+on it. Worker processes get the same GDAL settings as this process, and
+compile (or load from numba's cache) the scene-update kernel once at start
+rather than inside the first task of every run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import contextmanager
 from distributed import Client, LocalCluster
 
 from geo_monitor.errors import ConfigError
+from geo_monitor.fold_kernel import warm_up
 from geo_monitor.gdal_env import configure_gdal
 from geo_monitor.settings import Settings
 
@@ -40,7 +43,7 @@ def dask_client(settings: Settings) -> Iterator[Client]:
         )
         client = Client(cluster)
     try:
-        client.run(configure_gdal, GDAL_NUM_THREADS="1")
+        client.run(prepare_worker)
         log.info("dask client ready", extra={"scheduler": client.scheduler.address,
                                               "workers": len(client.scheduler_info()["workers"])})
         yield client
@@ -48,3 +51,9 @@ def dask_client(settings: Settings) -> Iterator[Client]:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def prepare_worker() -> None:
+    """Runs on every worker (and works in any process): GDAL settings, the compiled kernel ready."""
+    configure_gdal(GDAL_NUM_THREADS="1")
+    warm_up()

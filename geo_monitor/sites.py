@@ -10,7 +10,7 @@ pit seen once so far). Pits a few tens of metres apart are one site.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -86,22 +86,28 @@ def permanent_water(water_share: np.ndarray) -> np.ndarray:
 ACTIVE_BLOCK_PX: Final[int] = 64
 
 
-def find_sites(read: Reader, shape: tuple[int, int], transform: Affine, res_m: float = 10.0) -> list[Site]:
+def find_sites(read: Reader, shape: tuple[int, int], transform: Affine, res_m: float = 10.0,
+               changed: Sequence[tuple[slice, slice]] | None = None) -> list[Site]:
     """Candidate sites in one grid, in a deterministic order (by anchor).
 
-    Memory: four full-grid boolean arrays plus, per area of change, its
-    box's labels and each site's window; state variables are read window by
-    window. Morphology and labelling run only in boxes around blocks where
-    something changed (a tile is mostly unchanged forest).
+    ``changed`` lists the windows outside which no pixel has an anomaly
+    (``n_anom`` is 0: the pipeline knows which state chunks it stored);
+    None means the whole grid. Memory: three full-grid boolean arrays plus,
+    per area of change, its box's labels and each site's window; state
+    variables are read window by window. Morphology and labelling run only
+    in boxes around blocks where something changed (a tile is mostly
+    unchanged forest).
     """
-    confirmed = read("confirmed_at", None) > 0
-    current = (read("consec", None) >= 1) & (read("n_anom", None) >= 1)  # latest clear look was anomalous
-    # A seed is confirmed change, or change seen once so far that was mostly soil or water:
-    # under Amazon cloud a new pit may have one clear look before the analyst needs it
-    # (such sites get low confidence).
-    seed_candidates = confirmed | (current & (read("n_strict", None) >= 1))
-    extent = confirmed | current
-    del confirmed, current
+    extent = np.zeros(shape, bool)
+    seed_candidates = np.zeros(shape, bool)
+    for window in ([(slice(0, shape[0]), slice(0, shape[1]))] if changed is None else changed):
+        confirmed = read("confirmed_at", window) > 0
+        current = (read("consec", window) >= 1) & (read("n_anom", window) >= 1)  # latest clear look was anomalous
+        # A seed is confirmed change, or change seen once so far that was mostly soil or water:
+        # under Amazon cloud a new pit may have one clear look before the analyst needs it
+        # (such sites get low confidence).
+        seed_candidates[window] = confirmed | (current & (read("n_strict", window) >= 1))
+        extent[window] = confirmed | current
     mmu_px = int(round(MMU_HA * 10_000 / res_m**2))
     sites: list[Site] = []
     for box in _active_boxes(extent, ACTIVE_BLOCK_PX):

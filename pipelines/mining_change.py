@@ -40,6 +40,7 @@ from geo_monitor import change
 from geo_monitor.alerts import Alert, Context, Legality, Priority, Provenance, Signature, stable_alert_id
 from geo_monitor.bands import ALL_BANDS, NATIVE_RESOLUTION_M, REFLECTANCE_BANDS, SCL_BAND
 from geo_monitor.errors import GeoMonitorError, InvalidInputError
+from geo_monitor.fold_kernel import Band20, fold_scene
 from geo_monitor.loading import load_dn, utm_epsg_for
 from geo_monitor.scenes import Scene, SkippedItem
 from geo_monitor.scoring import REPORT_THRESHOLD, RULES_VERSION, confidence, evidence, rule_score
@@ -48,12 +49,12 @@ from geo_monitor.sites import Site, find_sites
 from geo_monitor.sources import open_source
 from geo_monitor.state_store import GridSpec, StateInfo, StateStore, grid_key
 from geo_monitor.types import BBox
-from geo_monitor.window_reader import read_window
+from geo_monitor.window_reader import read_window, read_window_native
 
 log = logging.getLogger(__name__)
 
 PIPELINE_NAME: Final[str] = "mining-change"
-PIPELINE_VERSION: Final[str] = "1"
+PIPELINE_VERSION: Final[str] = "2"
 #: Anything that changes what the state means bumps this (new state key).
 METHOD_VERSION: Final[str] = f"{PIPELINE_NAME}@{PIPELINE_VERSION}"
 #: Chunk side: large enough that reopening each COG per chunk is cheap (PERFORMANCE.md: ~2048 is best,
@@ -146,8 +147,9 @@ def _baseline_block(_template: np.ndarray, *, inputs: SceneInputs, target: str,
     for rows in _split(window[0], BASELINE_TILE_PX):
         for cols in _split(window[1], BASELINE_TILE_PX):
             base = change.compute_baseline(list(_observations(inputs, (rows, cols))))
+            base.update(change.quantize_fold_baseline(base))
             out = zarr.open_group(target, mode="r+")
-            for name in change.BASELINE_VARS:
+            for name in (*change.BASELINE_VARS, *change.FOLD_VARS):
                 out[name][rows, cols] = base[name]
     return np.ones((1, 1, 1), bool)
 
@@ -157,26 +159,76 @@ def _split(span: slice, step: int) -> list[slice]:
 
 
 def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | None, baseline: str, target: str,
-                block_info: dict[Any, Any] | None = None) -> np.ndarray:
+                stored: np.ndarray | None = None, block_info: dict[Any, Any] | None = None) -> np.ndarray:
     """Fold the new scenes into one chunk's state.
 
     Reads the chunk's previous state (``previous`` Zarr; None = start from zero),
     its baseline and the scenes' windows, writes the new state into ``target``
-    and returns a token: nothing but file paths moves between workers.
+    and returns which state variables it stored for this chunk (one flag per
+    variable, :data:`change.STATE_VARS` order): nothing but file paths and
+    these flags move between workers. ``stored`` is that answer from the
+    previous version for every chunk (None: unknown, read everything); a
+    variable never stored for the chunk is all zero and is not read.
     """
     window = _chunk_window(block_info)
     shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
     base_group = zarr.open_group(baseline, mode="r")
-    base = {name: base_group[name][window] for name in change.FOLD_BASELINE_VARS}
+    fold_baseline = {name: base_group[name][window] for name in change.FOLD_VARS}
     old = zarr.open_group(previous, mode="r") if previous else None
-    state = {name: (old[name][window].astype(dtype, copy=False) if old is not None else np.zeros(shape, dtype))
-             for name, dtype in change.STATE_VARS.items()}
-    for obs, day in zip(_observations(inputs, window), inputs.days):
-        change.apply_observation(state, change.classify(obs, base), int(day))
+    _, block_y, block_x = block_info[0]["chunk-location"]
+    was_stored = stored[block_y, block_x] if stored is not None else np.ones(len(change.STATE_VARS), bool)
+    state = {name: (old[name][window].astype(dtype, copy=False) if old is not None and was_stored[k]
+                    else np.zeros(shape, dtype))
+             for k, (name, dtype) in enumerate(change.STATE_VARS.items())}
+    x0, y0, res = inputs.grid_origin
+    transform = Affine(res, 0, x0 + window[1].start * res, 0, -res, y0 - window[0].start * res)
+    for i, (hrefs, day) in enumerate(zip(inputs.hrefs, inputs.days)):
+        # blue, green, red, nir on the grid; swir16 and SCL at their own 20 m (swir22 is not used here)
+        ten = [read_window(hrefs[b], inputs.crs, transform, shape) for b in range(4)]
+        swir16 = Band20(*read_window_native(hrefs[4], inputs.crs, transform, shape))
+        scl = Band20(*read_window_native(hrefs[-1], inputs.crs, transform, shape))
+        fold_scene(*ten, swir16, scl, inputs.scale[i, :5], inputs.offset[i, :5], fold_baseline, state, int(day),
+                   change.DEFAULT_THRESHOLDS)
     out = zarr.open_group(target, mode="r+")
-    for name in change.STATE_VARS:
-        out[name][window] = state[name]
-    return np.ones((1, 1, 1), bool)
+    now_stored = np.zeros(len(change.STATE_VARS), bool)
+    for k, name in enumerate(change.STATE_VARS):
+        # ``target`` is a new version: a chunk never written reads as 0, so an all-zero one
+        # (most of a tile: unchanged pixels only move n_clear/last_clear) costs no write.
+        if state[name].any():
+            out[name][window] = state[name]
+            now_stored[k] = True
+    return now_stored[None, None, :]
+
+
+def _stored_chunks(group_path: str, chunk_px: int | None = None) -> np.ndarray | None:
+    """Which state variables a version stored per chunk ((blocks y, blocks x, variables) flags), if known.
+
+    None when the version has no record, or was chunked otherwise than ``chunk_px`` (when given).
+    """
+    attrs = zarr.open_group(group_path, mode="r").attrs.asdict()
+    manifest = attrs.get("stored_chunks")
+    if not manifest or manifest.get("variables") != list(change.STATE_VARS):
+        return None  # an older layout: read everything
+    if chunk_px is not None and manifest.get("chunk_px") != chunk_px:
+        return None
+    return np.array(manifest["flags"], bool)
+
+
+def _changed_windows(group_path: str, shape: tuple[int, int]) -> list[tuple[slice, slice]] | None:
+    """The chunks of a version where any pixel has an anomaly (n_anom stored); None if unknown."""
+    flags = _stored_chunks(group_path)
+    if flags is None:
+        return None
+    step = int(zarr.open_group(group_path, mode="r").attrs["stored_chunks"]["chunk_px"])
+    anomalies = flags[..., list(change.STATE_VARS).index("n_anom")]
+    return [(slice(by * step, min((by + 1) * step, shape[0])), slice(bx * step, min((bx + 1) * step, shape[1])))
+            for by, bx in zip(*np.nonzero(anomalies))]
+
+
+def _record_stored_chunks(group_path: str, chunk_px: int, flags: np.ndarray) -> None:
+    group = zarr.open_group(group_path, mode="r+")
+    group.attrs["stored_chunks"] = {"chunk_px": chunk_px, "variables": list(change.STATE_VARS),
+                                    "flags": flags.astype(bool).tolist()}
 
 
 def _create_store(path: Path, names_and_dtypes: dict[str, str], shape: tuple[int, int], chunk_px: int,
@@ -188,6 +240,17 @@ def _create_store(path: Path, names_and_dtypes: dict[str, str], shape: tuple[int
         fill = np.nan if np.dtype(dtype).kind == "f" and name in change.BASELINE_VARS else 0
         group.create_array(name, shape=shape, chunks=(chunk_px, chunk_px), dtype=dtype, fill_value=fill,
                            dimension_names=("y", "x"))
+
+
+def _create_baseline_store(path: Path, shape: tuple[int, int], chunk_px: int) -> None:
+    """The float32 baseline plus its quantised copy for scene updates (:data:`change.FOLD_VARS`)."""
+    _create_store(path, {name: "float32" for name in change.BASELINE_VARS}, shape, chunk_px)
+    group = zarr.open_group(str(path), mode="r+")
+    for name in change.FOLD_VARS:
+        # Read for every scene and chunk, and a noisy int16 field compresses poorly (LZ4 with
+        # bit shuffling: 1.3x, yet twice as slow to read): stored uncompressed (docs/performance.md).
+        group.create_array(name, shape=shape, chunks=(chunk_px, chunk_px), dtype="int16",
+                           fill_value=change.FOLD_NODATA, dimension_names=("y", "x"), compressors=None)
 
 
 def effective_chunk_px(grid: GridSpec, chunk_px: int, min_chunks: int = 4, floor: int = 256) -> int:
@@ -300,7 +363,9 @@ class MiningChangePipeline:
             new_applied = []
         transform = Affine(grid.resolution, 0, grid.x0, 0, -grid.resolution, grid.y0)
         t_sites = time.monotonic()
-        sites = find_sites(self._reader(store, info), (grid.height, grid.width), transform, grid.resolution)
+        shape = (grid.height, grid.width)
+        sites = find_sites(self._reader(store, info), shape, transform, grid.resolution,
+                           changed=_changed_windows(str(store.version_path(info.version)), shape))
         log.info("sites found", extra={"sites": len(sites), "seconds": round(time.monotonic() - t_sites, 2)})
         monitor_ids = [s for s in monitor_scenes if s.id in set(info.applied_scene_ids)]
         scored = [(site, combined_score(rule_score(site.features), self.model, site.features)) for site in sites]
@@ -364,7 +429,7 @@ class MiningChangePipeline:
         if info is None:
             if not baseline_scenes:
                 raise InvalidInputError(f"no usable baseline scenes between {req.baseline_start} and {req.start}")
-            _create_store(store.baseline_path, {n: "float32" for n in change.BASELINE_VARS}, shape, req.chunk_px)
+            _create_baseline_store(store.baseline_path, shape, req.chunk_px)
             tokens = da.map_blocks(_baseline_block, self._chunks(grid, req.chunk_px),
                                    inputs=SceneInputs.of(baseline_scenes, crs, grid),
                                    target=str(store.baseline_path), dtype=bool, chunks=(1, 1, 1))
@@ -379,12 +444,16 @@ class MiningChangePipeline:
                       {"crs": crs, "method": METHOD_VERSION, "thresholds": change.thresholds_record()})
         ordered = sorted(new, key=lambda s: s.sort_key)
         if ordered:
-            tokens = da.map_blocks(_fold_block, self._chunks(grid, req.chunk_px),
-                                   inputs=SceneInputs.of(ordered, crs, grid), previous=previous,
-                                   baseline=str(store.baseline_path), target=str(path), dtype=bool, chunks=(1, 1, 1))
+            n_vars = len(change.STATE_VARS)
+            flags = da.map_blocks(_fold_block, self._chunks(grid, req.chunk_px),
+                                  inputs=SceneInputs.of(ordered, crs, grid), previous=previous,
+                                  baseline=str(store.baseline_path), target=str(path),
+                                  stored=_stored_chunks(previous, req.chunk_px) if previous else None,
+                                  dtype=bool, chunks=(1, 1, n_vars))
             self.progress("updating change state", 0, 1)
             t_fold = time.monotonic()
-            self.compute(tokens)
+            done = np.asarray(self.compute(flags))
+            _record_stored_chunks(str(path), req.chunk_px, done.reshape(done.shape[1], -1, n_vars))
             log.info("scenes folded into the state", extra={"scenes": len(ordered),
                                                             "seconds": round(time.monotonic() - t_fold, 2)})
             self.progress("updating change state", 1, 1)
