@@ -1,4 +1,4 @@
-"""Commands that manage the alert store: ``apikeys create|list|revoke``, ``users create``.
+"""Commands that manage the alert store: ``db upgrade``, ``apikeys create|list|revoke``, ``users create``.
 
 Registered on ``geo_monitor.cli.main`` on import. Each command opens the store
 the settings name and brings its schema up to date first (idempotent), so a
@@ -25,6 +25,28 @@ def _open_store() -> Any:
     store = AlertStore.from_settings(_settings())
     store.migrate()
     return store
+
+
+# --- db ----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The alert store's database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (Alembic upgrade head) to the store the settings name."""
+    from geo_monitor.store import AlertStore
+
+    settings = _settings()
+    with AlertStore.from_settings(settings) as store:
+        before = store.schema_revision()
+        store.migrate()
+        after = store.schema_revision()
+    where = settings.public_view()["database_url"]
+    click.echo(f"{where}: {'already at' if before == after else f'upgraded from {before} to'} revision {after}")
 
 
 # --- API keys ------------------------------------------------------------------------

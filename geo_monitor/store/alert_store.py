@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.settings import Settings
-from geo_monitor.store import auth
+from geo_monitor.store import auth, migrate
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
 from geo_monitor.store.records import (
@@ -48,7 +48,7 @@ from geo_monitor.store.records import (
     row_values,
 )
 from geo_monitor.store.query import AlertPage, AlertQuery, StoredAlert, iter_stored, query_page, stored_alert
-from geo_monitor.store.schema import AlertHistoryRow, AlertRow, Base, DetectionRunRow, HistoryKind, RunStatus
+from geo_monitor.store.schema import AlertHistoryRow, AlertRow, DetectionRunRow, HistoryKind, RunStatus
 from geo_monitor.types import BBox
 
 #: Key of the PostgreSQL advisory lock that serialises alert writers (any fixed 64-bit number; "gm-alert").
@@ -106,20 +106,18 @@ class AlertStore:
         """The store the settings name (default: a SQLite file in ``data_dir``)."""
         return cls.from_url(settings.resolved_database_url, **kwargs)
 
-    def create_all(self) -> None:
-        """Create missing tables and indexes (until Alembic migrations replace this in issue 4).
-
-        Runs in one write transaction so that processes starting together do not race.
-        """
-        with writer(self.engine).begin() as connection:
-            Base.metadata.create_all(connection)
-
     def migrate(self) -> None:
-        """Bring the database schema up to date (Alembic ``upgrade head``).
+        """Bring the database schema up to date (Alembic ``upgrade head``; idempotent).
 
-        Until the Alembic migrations land this creates missing tables, like :meth:`create_all`.
+        One write transaction, so processes starting together upgrade once.
+        On PostgreSQL the PostGIS extension is created when missing (or a
+        :class:`~geo_monitor.errors.ConfigError` says what to install).
         """
-        self.create_all()
+        migrate.upgrade(self.engine)
+
+    def schema_revision(self) -> str | None:
+        """The migration revision the database is at (None: never migrated)."""
+        return migrate.current_revision(self.engine)
 
     def dispose(self) -> None:
         """Close pooled connections (end of a process or a test)."""
