@@ -1,12 +1,12 @@
-"""The alert store on a real SQLite file: upserts by stable id, workflow, history, bbox, atomicity, concurrency."""
+"""The alert store on both real back-ends (a SQLite file, PostgreSQL + PostGIS): upserts by stable id,
+workflow, history, bbox, atomicity, concurrency. The back-end fixtures live in store_backends.py."""
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,88 +16,17 @@ from shapely.geometry import MultiPolygon, Point, Polygon, box
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from geo_monitor.alerts import (
-    Alert,
-    Confidence,
-    Context,
-    Legality,
-    Priority,
-    Provenance,
-    Signature,
-    Status,
-)
+from geo_monitor.alerts import Alert, Confidence, Context, Signature, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.settings import load_settings
 from geo_monitor.store import BUSY_TIMEOUT_MS, AlertNotFoundError, AlertStore, UpsertResult
 
-PIPELINE = "pipeline:mining-change@1"
-AGENT = "user:agent.napo"
-PUNINO = (-77.62, -1.02)  # a lon/lat near the Río Punino
-
-
-def make_alert(
-    alert_id: str = "gm-0000000000000001",
-    *,
-    at: tuple[float, float] = PUNINO,
-    size_deg: float = 0.002,
-    area_ha: float = 4.8,
-    last_observed: date = date(2024, 3, 10),
-    job_id: str | None = "job-1",
-    **overrides: Any,
-) -> Alert:
-    """An alert as the pipeline would report it: a square site at ``at`` (lon, lat)."""
-    lon, lat = at
-    fields: dict[str, Any] = dict(
-        id=alert_id,
-        geometry=box(lon, lat, lon + size_deg, lat + size_deg),
-        area_ha=area_ha,
-        pond_area_ha=0.6,
-        first_detected=date(2024, 2, 1),
-        last_observed=last_observed,
-        confirmed_at=date(2024, 2, 21),
-        confidence=Confidence.HIGH,
-        score=0.91,
-        signature=Signature(vegetation_loss=0.42, bare_soil=0.55, water=0.12, turbidity=1.08),
-        context=Context(province="Napo", protected_area=None, nearest_river="Río Punino", river_distance_m=140.0),
-        legality=Legality.PROBABLY_ILLEGAL,
-        priority=Priority.HIGH,
-        provenance=Provenance(
-            pipeline="mining-change",
-            pipeline_version="1.0.0",
-            model_version="rf-2024.1",
-            scene_ids=["S2A_17MQV_20240201_0_L2A", "S2B_17MQV_20240221_0_L2A"],
-            job_id=job_id,
-        ),
-    )
-    fields.update(overrides)
-    return Alert(**fields)
-
-
-def grown(alert: Alert, **overrides: Any) -> Alert:
-    """The same site one scene later: larger, seen later, one more scene id."""
-    lon, lat, maxx, maxy = alert.geometry.bounds
-    scene_ids = [*alert.provenance.scene_ids, "S2A_17MQV_20240312_0_L2A"]
-    return replace(
-        alert,
-        geometry=box(lon, lat, maxx + 0.001, maxy),
-        area_ha=alert.area_ha * 1.5,
-        last_observed=alert.last_observed + timedelta(days=2),
-        provenance=replace(alert.provenance, scene_ids=scene_ids, job_id="job-2"),
-        **overrides,
-    )
-
+from alert_samples import AGENT, PIPELINE, grown, make_alert
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store' / 'alerts.sqlite'}"
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[AlertStore]:
-    s = AlertStore.from_url(db_url)
-    s.create_all()
-    yield s
-    s.dispose()
+def store(alert_store: AlertStore) -> AlertStore:
+    """A fresh migrated store, once per back-end (see ``store_backends.alert_store``)."""
+    return alert_store
 
 
 def history_count(store: AlertStore, *ids: str) -> int:
@@ -107,19 +36,22 @@ def history_count(store: AlertStore, *ids: str) -> int:
 # --- engine -------------------------------------------------------------------
 
 
-def test_sqlite_file_is_tuned_for_several_processes(store: AlertStore, db_url: str) -> None:
-    assert Path(db_url.removeprefix("sqlite:///")).is_file()  # parent folder created too
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+def test_sqlite_file_is_tuned_for_several_processes(tmp_path: Path) -> None:
+    db_file = tmp_path / "store" / "alerts.sqlite"
+    with AlertStore.from_url(f"sqlite:///{db_file}") as sqlite_store:
+        sqlite_store.migrate()
+        assert db_file.is_file()  # parent folder created too
+        with sqlite_store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def test_from_settings_uses_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "data", database_url=None)
     with AlertStore.from_settings(settings) as s:
-        s.create_all()
-        s.create_all()  # idempotent
+        s.migrate()
+        s.migrate()  # idempotent
         assert s.count() == 0
     assert (tmp_path / "data" / "geo-monitor.sqlite").is_file()
 
@@ -229,10 +161,10 @@ def test_pipeline_status_field_is_ignored_on_upsert(store: AlertStore) -> None:
     assert got is not None and got.status is Status.NEW
 
 
-def test_updated_at_strictly_increases_even_when_the_clock_stalls(db_url: str) -> None:
+def test_updated_at_strictly_increases_even_when_the_clock_stalls(store_url: str) -> None:
     frozen = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    with AlertStore.from_url(db_url, clock=lambda: frozen) as s:
-        s.create_all()
+    with AlertStore.from_url(store_url, clock=lambda: frozen) as s:
+        s.migrate()
         s.upsert_alerts([make_alert("gm-a"), make_alert("gm-b", at=(-77.5, -1.0))], actor=PIPELINE)
         s.upsert_alerts([grown(make_alert("gm-a"))], actor=PIPELINE)
         s.change_status("gm-b", Status.UNDER_REVIEW, actor=AGENT)
@@ -418,11 +350,11 @@ def _write_many(url: str, worker: int, rounds: int, start: Any) -> None:
     store.dispose()
 
 
-def test_two_processes_writing_at_once_do_not_lock_each_other_out(store: AlertStore, db_url: str) -> None:
+def test_two_processes_writing_at_once_do_not_lock_each_other_out(store: AlertStore, store_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     rounds = 40
-    workers = [ctx.Process(target=_write_many, args=(db_url, w, rounds, start)) for w in range(2)]
+    workers = [ctx.Process(target=_write_many, args=(store_url, w, rounds, start)) for w in range(2)]
     for p in workers:
         p.start()
     start.set()

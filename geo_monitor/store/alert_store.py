@@ -3,19 +3,19 @@
 Every public method is one transaction: it either happens completely or not
 at all, so a failure halfway through a batch of alerts leaves nothing
 half-written. Writes take the write lock at the start (``BEGIN IMMEDIATE`` on
-SQLite, ``SELECT ... FOR UPDATE`` of the rows a workflow change reads on
-PostgreSQL), so a check such as "may this alert move to confirmed?" is made
+SQLite; a transaction-level advisory lock, :data:`ALERT_WRITE_LOCK`, on
+PostgreSQL, then ``SELECT ... FOR UPDATE`` of the rows a workflow change
+reads), so a check such as "may this alert move to confirmed?" is made
 against the state the change is applied to.
 
 ``updated_at`` drives partners' incremental polling, so it is kept strictly
 increasing from one write transaction to the next (see :meth:`AlertStore._write_time`).
 All alerts written by one transaction share its timestamp; the polling order
-``(updated_at, id)`` is unique and breaks those ties. On SQLite writers are
-serialised, so timestamps are also in commit order. On PostgreSQL two
-concurrent transactions may commit in the opposite order of their
-timestamps; the API issue should serialise alert writes there (e.g.
-``pg_advisory_xact_lock`` in :meth:`AlertStore._write_time`) before promising
-gap-free polling.
+``(updated_at, id)`` is unique and breaks those ties. Writers are serialised
+on both back-ends (SQLite's write lock; the advisory lock on PostgreSQL,
+taken before any row lock so the two can never deadlock), so timestamps are
+in commit order: a poller resuming after the last ``(updated_at, id)`` it saw
+cannot miss an alert committed later with a smaller timestamp.
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from typing import Any, Self
 
-from shapely.geometry import box
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.settings import Settings
+from geo_monitor.store import auth, migrate, outbox
+from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
 from geo_monitor.store.records import (
     check_alert_id,
@@ -46,14 +47,14 @@ from geo_monitor.store.records import (
     row_to_alert,
     row_values,
 )
-from geo_monitor.store.schema import AlertHistoryRow, AlertRow, Base, DetectionRunRow, HistoryKind, RunStatus
+from geo_monitor.store.query import AlertPage, AlertQuery, StoredAlert, iter_stored, query_page, stored_alert
+from geo_monitor.store.schema import AlertHistoryRow, AlertRow, DetectionRunRow, HistoryKind, RunStatus
 from geo_monitor.types import BBox
-from geo_monitor.validation import parse_bbox
 
+#: Key of the PostgreSQL advisory lock that serialises alert writers (any fixed 64-bit number; "gm-alert").
+ALERT_WRITE_LOCK = 0x676D2D616C657274
 #: Alerts loaded and flushed together in an upsert: bounds memory and SQL parameter counts.
 UPSERT_CHUNK = 500
-#: Rows fetched at a time when a bbox query filters exact geometries in Python.
-BBOX_FETCH = 200
 
 
 class AlertNotFoundError(InvalidInputError, LookupError):
@@ -105,13 +106,18 @@ class AlertStore:
         """The store the settings name (default: a SQLite file in ``data_dir``)."""
         return cls.from_url(settings.resolved_database_url, **kwargs)
 
-    def create_all(self) -> None:
-        """Create missing tables and indexes (until Alembic migrations replace this in issue 4).
+    def migrate(self) -> None:
+        """Bring the database schema up to date (Alembic ``upgrade head``; idempotent).
 
-        Runs in one write transaction so that processes starting together do not race.
+        One write transaction, so processes starting together upgrade once.
+        On PostgreSQL the PostGIS extension is created when missing (or a
+        :class:`~geo_monitor.errors.ConfigError` says what to install).
         """
-        with writer(self.engine).begin() as connection:
-            Base.metadata.create_all(connection)
+        migrate.upgrade(self.engine)
+
+    def schema_revision(self) -> str | None:
+        """The migration revision the database is at (None: never migrated)."""
+        return migrate.current_revision(self.engine)
 
     def dispose(self) -> None:
         """Close pooled connections (end of a process or a test)."""
@@ -145,11 +151,16 @@ class AlertStore:
             now = self._write_time(session)
             for chunk in _chunks(alerts, UPSERT_CHUNK):
                 existing = _rows_by_id(session, {alert.id for alert in chunk if isinstance(alert.id, str)})
+                events: list[outbox.Event] = []
                 for alert in chunk:
                     values = detection_values(alert)  # validates the id too
                     _check_unique(alert.id, seen)
-                    outcome = _upsert_one(session, alert.id, values, existing.get(alert.id), now, actor, run_id)
+                    outcome, event = _upsert_one(session, alert.id, values, existing.get(alert.id), now, actor, run_id)
                     counts[outcome] += 1
+                    if event is not None:
+                        events.append(event)
+                session.flush()
+                outbox.enqueue(session, events, now)  # webhooks: committed with the alerts or not at all
                 session.flush()
                 session.expunge_all()  # keep memory flat over large batches
         return UpsertResult(**counts)
@@ -177,6 +188,35 @@ class AlertStore:
         with self._read() as session:
             return [_history_dict(row) for row in session.scalars(stmt)]
 
+    def query_alerts(self, query: AlertQuery) -> AlertPage:
+        """One page of the alerts matching ``query``, in polling order ``(updated_at, id)``.
+
+        ``number_matched`` counts every match (ignoring paging) and
+        ``next_after`` is the keyset to pass as ``after`` for the next page
+        (None on the last page).
+        """
+        with self._read() as session:
+            return query_page(session, query)
+
+    def get_stored(self, alert_id: str) -> StoredAlert | None:
+        """An alert with its workflow (status, assignee, note) and timestamps."""
+        with self._read() as session:
+            row = session.get(AlertRow, alert_id)
+            return None if row is None else stored_alert(row)
+
+    def iter_alerts(self, query: AlertQuery) -> Iterator[StoredAlert]:
+        """Every alert matching ``query`` (its ``limit`` ignored), streamed page by page, for exports.
+
+        All pages come from one snapshot (REPEATABLE READ on PostgreSQL; a
+        read transaction is a snapshot on SQLite), so an alert updated during
+        a long export appears once, as it was when the export started.
+        """
+        engine = self.engine
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="REPEATABLE READ")
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield from iter_stored(session, query)
+
     def list_alerts(
         self,
         bbox: BBox | None = None,
@@ -186,22 +226,22 @@ class AlertStore:
         *,
         after: tuple[datetime, str] | None = None,
     ) -> list[Alert]:
-        """Alerts in polling order ``(updated_at, id)``.
+        """Alerts in polling order ``(updated_at, id)``: a shorthand for :meth:`query_alerts`.
 
         ``bbox`` (W, S, E, N in degrees) keeps alerts whose geometry
-        intersects it: an indexed envelope test in SQL, then the exact test.
-        ``updated_since`` is inclusive (a poller never misses the boundary,
-        and may see it twice); ``after`` is the exclusive keyset
+        intersects it. ``updated_since`` is inclusive (a poller never misses
+        the boundary, and may see it twice); ``after`` is the exclusive keyset
         ``(updated_at, id)`` of the last alert already seen, for cursors.
         """
-        window = None if bbox is None else parse_bbox(bbox)
-        limit = _check_limit(limit)
-        stmt = select(AlertRow).where(*_filters(window, status, updated_since, after))
-        stmt = stmt.order_by(AlertRow.updated_at, AlertRow.id)
-        with self._read() as session:
-            if window is None:
-                return [row_to_alert(row) for row in session.scalars(stmt.limit(limit))]
-            return _exact_bbox_page(session, stmt, window, limit)
+        statuses = None if status is None else ([status] if isinstance(status, (str, Status)) else list(status))
+        query = AlertQuery(
+            bbox=bbox,
+            statuses=statuses,  # type: ignore[arg-type]  # normalised to a frozenset by AlertQuery
+            updated_since=updated_since,
+            limit=limit,
+            after=after,
+        )
+        return [item.alert for item in self.query_alerts(query).items]
 
     def count(self) -> int:
         with self._read() as session:
@@ -227,7 +267,8 @@ class AlertStore:
             row.status = target
             if note is not None:
                 row.note = note
-            self._record_workflow_change(session, row, HistoryKind.STATUS, changes, actor, note)
+            now = self._record_workflow_change(session, row, HistoryKind.STATUS, changes, actor, note)
+            outbox.enqueue(session, [outbox.Event("alert.status_changed", row, changes)], now)
             return row_to_alert(row)
 
     def assign(self, alert_id: str, assignee: str | None, actor: str, note: str | None = None) -> Workflow:
@@ -242,6 +283,99 @@ class AlertStore:
                 row.assignee = assignee
                 self._record_workflow_change(session, row, HistoryKind.ASSIGNMENT, changes, actor, note)
             return Workflow(row.status, row.assignee, row.note)
+
+    # --- API keys and users ----------------------------------------------
+
+    def create_api_key(
+        self,
+        name: str,
+        role: Role | str,
+        *,
+        provinces: Collection[str] | None = None,
+        expires_at: datetime | date | None = None,
+    ) -> tuple[str, str]:
+        """A new API key as ``(key_id, key)``: show the key once, only its hash is kept.
+
+        ``provinces`` limits what a (partner) key sees; ``expires_at`` (a date
+        means 00:00 UTC that day) must be in the future.
+        """
+        with self._write() as session:
+            return auth.create_api_key(session, name, role, self._clock(), provinces=provinces, expires_at=expires_at)
+
+    def verify_api_key(self, key: str) -> Principal | None:
+        """Who holds ``key``; None when it is malformed, unknown, revoked or expired (constant-time)."""
+        with self._read() as session:
+            return auth.verify_api_key(session, key, self._clock())
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Revoke a key for good; :class:`ApiKeyNotFoundError` for an unknown id."""
+        with self._write() as session:
+            auth.revoke_api_key(session, key_id, self._clock())
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        """Every key (id, name, role, provinces, created/expires/revoked, active); never a secret or hash."""
+        with self._read() as session:
+            return auth.list_api_keys(session, self._clock())
+
+    def create_user(self, username: str, password: str, role: Role | str) -> None:
+        """A web user; the password is kept as a salted scrypt hash."""
+        with self._write() as session:
+            auth.create_user(session, username, password, role, self._clock())
+
+    def verify_user(self, username: str, password: str) -> Principal | None:
+        """The user's principal when the password matches; None otherwise."""
+        with self._read() as session:
+            return auth.verify_user(session, username, password)
+
+    # --- webhooks ----------------------------------------------------------
+
+    def create_subscription(
+        self,
+        owner_key_id: str,
+        url: str,
+        *,
+        filters: AlertQuery | dict[str, Any] | None = None,
+        event_types: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """Subscribe ``url`` to alert events matching ``filters`` (AlertQuery's filter fields).
+
+        Returns the subscription with its signing ``secret`` (``whsec_...``):
+        the only time it is returned. ``event_types``: some of
+        ``outbox.EVENT_TYPES`` (None: all).
+        """
+        with self._write(serialise=False) as session:
+            return outbox.create_subscription(
+                session, owner_key_id, url, self._clock(), filters=filters, event_types=event_types
+            )
+
+    def list_subscriptions(self, owner: str | None) -> list[dict[str, Any]]:
+        """The subscriptions of API key ``owner`` (None: all, for admins), without secrets."""
+        with self._read() as session:
+            return outbox.list_subscriptions(session, owner)
+
+    def delete_subscription(self, subscription_id: str, owner: str | None) -> None:
+        """Delete a subscription of ``owner`` (None: any) and its delivery log."""
+        with self._write(serialise=False) as session:
+            outbox.delete_subscription(session, subscription_id, owner)
+
+    def deliveries(self, subscription_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A subscription's delivery log, newest first: status, attempts, last error, response code."""
+        with self._read() as session:
+            return outbox.deliveries(session, subscription_id, limit)
+
+    def claim_deliveries(self, policy: outbox.RetryPolicy, limit: int = 20) -> list[outbox.ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries for sending (see ``outbox.claim_due``)."""
+        with self._write(serialise=False) as session:
+            return outbox.claim_due(session, self._clock(), policy, limit)
+
+    def record_delivery(
+        self, delivery_id: str, policy: outbox.RetryPolicy, *, response_code: int | None, error: str | None
+    ) -> str | None:
+        """Record a send's outcome (``error`` None: delivered); returns the delivery's new status."""
+        with self._write(serialise=False) as session:
+            return outbox.record_outcome(
+                session, delivery_id, self._clock(), policy, response_code=response_code, error=error
+            )
 
     # --- detection runs --------------------------------------------------
 
@@ -295,9 +429,17 @@ class AlertStore:
             yield session
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
-        """One write transaction: committed if the block ends normally, rolled back otherwise."""
+    def _write(self, *, serialise: bool = True) -> Iterator[Session]:
+        """One write transaction: committed if the block ends normally, rolled back otherwise.
+
+        On PostgreSQL it first takes :data:`ALERT_WRITE_LOCK` (released at
+        commit), which serialises writers as SQLite's ``BEGIN IMMEDIATE`` does.
+        Writes that never touch alerts (webhook delivery bookkeeping) pass
+        ``serialise=False`` and rely on row locks alone.
+        """
         with self._writing.begin() as session:
+            if serialise and session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(ALERT_WRITE_LOCK)))
             yield session
 
     def _write_time(self, session: Session) -> datetime:
@@ -323,10 +465,11 @@ class AlertStore:
         changes: dict[str, Any],
         actor: str,
         note: str | None,
-    ) -> None:
+    ) -> datetime:
         now = self._write_time(session)
         row.updated_at = now
         session.add(AlertHistoryRow(alert_id=row.id, at=now, actor=actor, kind=kind, changes=changes, note=note))
+        return now
 
     @staticmethod
     def _run_row(session: Session, run_id: str) -> DetectionRunRow:
@@ -347,25 +490,26 @@ def _upsert_one(
     now: datetime,
     actor: str,
     run_id: str | None,
-) -> str:
-    """Insert or update one alert's detection ``values``; return "new", "updated" or "unchanged"."""
+) -> tuple[str, outbox.Event | None]:
+    """Insert or update one alert's detection ``values``: ("new" | "updated" | "unchanged", its webhook event)."""
     changes = diff_detection(None if row is None else row_values(row), values)
     if row is None:
-        session.add(AlertRow(id=alert_id, status=Status.NEW, created_at=now, updated_at=now, **values))
-        outcome = "new"
+        row = AlertRow(id=alert_id, status=Status.NEW, created_at=now, updated_at=now, **values)
+        session.add(row)
+        outcome, event_type = "new", "alert.created"
     elif is_update(changes):
         for field, value in values.items():
             setattr(row, field, value)
         row.updated_at = now
-        outcome = "updated"
+        outcome, event_type = "updated", "alert.updated"
     else:
-        return "unchanged"
+        return "unchanged", None
     session.add(
         AlertHistoryRow(
             alert_id=alert_id, at=now, actor=actor, kind=HistoryKind.DETECTION, changes=changes, run_id=run_id
         )
     )
-    return outcome
+    return outcome, outbox.Event(event_type, row, changes)
 
 
 def _rows_by_id(session: Session, ids: set[str]) -> dict[str, AlertRow]:
@@ -409,56 +553,6 @@ def _clean_text(text: str | None) -> str | None:
     if text is None:
         return None
     return text.strip() or None
-
-
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidInputError(f"limit must be a positive integer; got {limit!r}")
-    return limit
-
-
-def _filters(
-    bbox: BBox | None,
-    status: Status | str | Collection[Status | str] | None,
-    updated_since: datetime | None,
-    after: tuple[datetime, str] | None,
-) -> list[ColumnElement[bool]]:
-    clauses: list[ColumnElement[bool]] = []
-    if bbox is not None:  # envelopes overlap: the indexed prefilter
-        west, south, east, north = bbox
-        clauses += [AlertRow.maxx >= west, AlertRow.minx <= east, AlertRow.maxy >= south, AlertRow.miny <= north]
-    if status is not None:
-        wanted = [status] if isinstance(status, (str, Status)) else list(status)
-        clauses.append(AlertRow.status.in_([coerce_enum(Status, s, "status") for s in wanted]))
-    if updated_since is not None:
-        clauses.append(AlertRow.updated_at >= _aware(updated_since, "updated_since"))
-    if after is not None:
-        at, last_id = _aware(after[0], "after"), after[1]
-        clauses.append(or_(AlertRow.updated_at > at, and_(AlertRow.updated_at == at, AlertRow.id > last_id)))
-    return clauses
-
-
-def _exact_bbox_page(session: Session, stmt: Any, bbox: BBox, limit: int) -> list[Alert]:
-    """Up to ``limit`` rows whose geometry really intersects ``bbox`` (envelopes can overlap without it).
-
-    On PostGIS this becomes ``ST_Intersects`` in SQL; SQLite has no geometry
-    functions, so the candidates that pass the indexed envelope test are
-    checked here, fetched a few at a time until the page is full.
-    """
-    window = box(*bbox)
-    page: list[Alert] = []
-    for row in session.scalars(stmt.execution_options(yield_per=BBOX_FETCH)):
-        if row.geometry.intersects(window):
-            page.append(row_to_alert(row))
-            if len(page) == limit:
-                break
-    return page
-
-
-def _aware(value: datetime, name: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidInputError(f"{name} must be a datetime with a timezone; got {value!r}")
-    return value
 
 
 def _chunks(items: Iterable[Alert], size: int) -> Iterator[list[Alert]]:

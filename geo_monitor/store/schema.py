@@ -14,11 +14,11 @@ Alembic (issue 4) are additions, not rewrites:
   (:class:`UTCDateTime`); SQLite stores them as naive UTC text whose
   lexicographic order is chronological, so the ``updated_at`` index serves
   ordering and range queries.
-- The geometry is GeoJSON text (EPSG:4326) plus its bounding box in four
-  indexed columns, which is what makes bbox queries indexable on plain SQLite.
-  On PostGIS a migration can add a ``geometry(MultiPolygon, 4326)`` column with
-  a GiST index next to it (or give :class:`GeoJSONGeometry` a variant); the
-  bbox columns stay useful as a cheap prefilter and for export envelopes.
+- The geometry (EPSG:4326) is :data:`AlertGeometry`: a real PostGIS
+  ``geometry(Geometry, 4326)`` column with a GiST index on PostgreSQL (bbox
+  filters use ``ST_Intersects``), GeoJSON text on SQLite. Its bounding box is
+  also kept in four indexed columns on both: the index SQLite filters with,
+  and cheap envelopes for exports.
 """
 
 from __future__ import annotations
@@ -28,13 +28,27 @@ from datetime import date, datetime, timezone
 from enum import Enum
 from typing import Any
 
+import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 from geo_monitor.alerts import Confidence, Legality, Priority, Status
 
@@ -57,6 +71,20 @@ class HistoryKind(str, Enum):
     DETECTION = "detection"  # created or updated by a pipeline run
     STATUS = "status"  # a human moved it through the workflow
     ASSIGNMENT = "assignment"  # a human (un)assigned it
+
+
+class Role(str, Enum):
+    """What an API key or user may do (the web layer enforces it per route).
+
+    ``agent``: read, change alert status; ``analyst``: agent + jobs;
+    ``admin``: keys and users too; ``partner``: read-only API, optionally
+    limited to provinces.
+    """
+
+    AGENT = "agent"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+    PARTNER = "partner"
 
 
 class RunStatus(str, Enum):
@@ -108,6 +136,48 @@ class GeoJSONGeometry(TypeDecorator[BaseGeometry]):
         return None if value is None else shape(json.loads(value))
 
 
+class PostGISGeometry(UserDefinedType[BaseGeometry]):
+    """A shapely geometry in a PostGIS ``geometry(Geometry, 4326)`` column.
+
+    Travels as WKB both ways (``ST_GeomFromWKB`` / ``ST_AsBinary``): exact
+    doubles, so coordinates round-trip bit for bit, and no text parsing.
+    """
+
+    cache_ok = True
+    srid = 4326
+
+    def __init__(self, *_reflected_modifiers: Any) -> None:
+        # Reflection passes the column's type modifiers; the store only ever uses (Geometry, 4326).
+        super().__init__()
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return f"geometry(Geometry,{self.srid})"
+
+    def bind_expression(self, bindvalue: Any) -> ColumnElement[Any]:
+        return func.ST_GeomFromWKB(bindvalue, self.srid, type_=self)
+
+    def column_expression(self, colexpr: Any) -> ColumnElement[Any]:
+        return func.ST_AsBinary(colexpr, type_=self)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def process(value: BaseGeometry | None) -> bytes | None:
+            return None if value is None else shapely.to_wkb(value)
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        def process(value: bytes | memoryview | None) -> BaseGeometry | None:
+            return None if value is None else shapely.from_wkb(bytes(value))
+
+        return process
+
+
+# Reflection (Alembic's schema comparison) then knows PostGIS columns instead of warning about them.
+postgresql_base.ischema_names.setdefault("geometry", PostGISGeometry)
+
+#: The alert geometry column type: PostGIS geometry on PostgreSQL, GeoJSON text elsewhere.
+AlertGeometry = GeoJSONGeometry().with_variant(PostGISGeometry(), "postgresql")
+
 #: JSON documents: JSONB on PostgreSQL; Python ``None`` is SQL NULL, not the JSON text ``null``.
 JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
@@ -139,7 +209,7 @@ class AlertRow(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     # detection fields: written by upserts only
-    geometry: Mapped[BaseGeometry] = mapped_column(GeoJSONGeometry())
+    geometry: Mapped[BaseGeometry] = mapped_column(AlertGeometry)
     minx: Mapped[float] = mapped_column(Float, index=True)
     miny: Mapped[float] = mapped_column(Float, index=True)
     maxx: Mapped[float] = mapped_column(Float, index=True)
@@ -169,6 +239,8 @@ class AlertRow(Base):
     __table_args__ = (
         # The polling order: (updated_at, id) is unique, so keyset pagination never skips or repeats.
         Index(None, "updated_at", "id"),
+        # The spatial index bbox queries use on PostGIS (SQLite uses the envelope columns).
+        Index(None, "geometry", postgresql_using="gist").ddl_if(dialect="postgresql"),
     )
 
 
@@ -207,3 +279,79 @@ class DetectionRunRow(Base):
     parameters: Mapped[dict[str, Any]]
     summary: Mapped[dict[str, Any] | None]
     status: Mapped[RunStatus] = mapped_column(_enum_type(RunStatus, "run_status"))
+
+
+class ApiKeyRow(Base):
+    """An API key: who holds it and what it may do. Only a hash of the key is stored, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public; embedded in the key itself
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum_type(Role, "role"))
+    provinces: Mapped[list[str] | None] = mapped_column(JSONDocument)  # None: every province
+    secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the whole key
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class UserRow(Base):
+    """A person who logs in to the web application with a password (stored as a salted scrypt hash)."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum_type(Role, "role"))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class DeliveryStatus(str, Enum):
+    PENDING = "pending"  # waiting for its next attempt (or being attempted under a lease)
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # gave up after the maximum number of attempts
+
+
+class WebhookSubscriptionRow(Base):
+    """A partner's request to be told about alert changes matching its filters, at its URL."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    owner_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    # Signing secret ("whsec_<base64>"): kept as is because every delivery is signed with it.
+    secret: Mapped[str] = mapped_column(String(200))
+    filters: Mapped[dict[str, Any]]  # AlertQuery filter fields, JSON-ready (see webhooks.filters_to_query)
+    event_types: Mapped[list[str] | None] = mapped_column(JSONDocument)  # None: every event type
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one subscription: the outbox row a dispatcher sends, retries and logs."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)  # the webhook-id header ("msg_...")
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    event_type: Mapped[str] = mapped_column(String(64))
+    alert_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[DeliveryStatus] = mapped_column(_enum_type(DeliveryStatus, "delivery_status"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_code: Mapped[int | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # What a dispatcher claims: pending rows whose time has come, oldest first.
+        Index(None, "status", "next_attempt_at"),
+    )
