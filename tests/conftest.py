@@ -13,6 +13,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # helper modules beside the tests
 
+# The alert store's two back-ends (sqlite, postgis) as fixtures for every test module.
+from store_backends import alert_store, store_backend, store_url  # noqa: E402,F401
+
 
 def cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
         timeout: float = 600) -> subprocess.CompletedProcess[str]:

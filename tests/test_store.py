@@ -1,4 +1,5 @@
-"""The alert store on a real SQLite file: upserts by stable id, workflow, history, bbox, atomicity, concurrency."""
+"""The alert store on both real back-ends (a SQLite file, PostgreSQL + PostGIS): upserts by stable id,
+workflow, history, bbox, atomicity, concurrency. The back-end fixtures live in store_backends.py."""
 
 from __future__ import annotations
 
@@ -88,16 +89,9 @@ def grown(alert: Alert, **overrides: Any) -> Alert:
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'store' / 'alerts.sqlite'}"
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[AlertStore]:
-    s = AlertStore.from_url(db_url)
-    s.create_all()
-    yield s
-    s.dispose()
+def store(alert_store: AlertStore) -> AlertStore:
+    """A fresh migrated store, once per back-end (see ``store_backends.alert_store``)."""
+    return alert_store
 
 
 def history_count(store: AlertStore, *ids: str) -> int:
@@ -107,19 +101,22 @@ def history_count(store: AlertStore, *ids: str) -> int:
 # --- engine -------------------------------------------------------------------
 
 
-def test_sqlite_file_is_tuned_for_several_processes(store: AlertStore, db_url: str) -> None:
-    assert Path(db_url.removeprefix("sqlite:///")).is_file()  # parent folder created too
-    with store.engine.connect() as conn:
-        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
-        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+def test_sqlite_file_is_tuned_for_several_processes(tmp_path: Path) -> None:
+    db_file = tmp_path / "store" / "alerts.sqlite"
+    with AlertStore.from_url(f"sqlite:///{db_file}") as sqlite_store:
+        sqlite_store.migrate()
+        assert db_file.is_file()  # parent folder created too
+        with sqlite_store.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
 
 
 def test_from_settings_uses_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path / "data", database_url=None)
     with AlertStore.from_settings(settings) as s:
-        s.create_all()
-        s.create_all()  # idempotent
+        s.migrate()
+        s.migrate()  # idempotent
         assert s.count() == 0
     assert (tmp_path / "data" / "geo-monitor.sqlite").is_file()
 
@@ -229,10 +226,10 @@ def test_pipeline_status_field_is_ignored_on_upsert(store: AlertStore) -> None:
     assert got is not None and got.status is Status.NEW
 
 
-def test_updated_at_strictly_increases_even_when_the_clock_stalls(db_url: str) -> None:
+def test_updated_at_strictly_increases_even_when_the_clock_stalls(store_url: str) -> None:
     frozen = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
-    with AlertStore.from_url(db_url, clock=lambda: frozen) as s:
-        s.create_all()
+    with AlertStore.from_url(store_url, clock=lambda: frozen) as s:
+        s.migrate()
         s.upsert_alerts([make_alert("gm-a"), make_alert("gm-b", at=(-77.5, -1.0))], actor=PIPELINE)
         s.upsert_alerts([grown(make_alert("gm-a"))], actor=PIPELINE)
         s.change_status("gm-b", Status.UNDER_REVIEW, actor=AGENT)
@@ -418,11 +415,11 @@ def _write_many(url: str, worker: int, rounds: int, start: Any) -> None:
     store.dispose()
 
 
-def test_two_processes_writing_at_once_do_not_lock_each_other_out(store: AlertStore, db_url: str) -> None:
+def test_two_processes_writing_at_once_do_not_lock_each_other_out(store: AlertStore, store_url: str) -> None:
     ctx = multiprocessing.get_context("spawn")
     start = ctx.Event()
     rounds = 40
-    workers = [ctx.Process(target=_write_many, args=(db_url, w, rounds, start)) for w in range(2)]
+    workers = [ctx.Process(target=_write_many, args=(store_url, w, rounds, start)) for w in range(2)]
     for p in workers:
         p.start()
     start.set()

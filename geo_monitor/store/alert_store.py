@@ -113,6 +113,13 @@ class AlertStore:
         with writer(self.engine).begin() as connection:
             Base.metadata.create_all(connection)
 
+    def migrate(self) -> None:
+        """Bring the database schema up to date (Alembic ``upgrade head``).
+
+        Until the Alembic migrations land this creates missing tables, like :meth:`create_all`.
+        """
+        self.create_all()
+
     def dispose(self) -> None:
         """Close pooled connections (end of a process or a test)."""
         self.engine.dispose()
