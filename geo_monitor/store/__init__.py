@@ -3,15 +3,21 @@
 SQLAlchemy 2 on SQLite (the embedded default, tuned for several processes) or
 PostgreSQL. ``schema`` holds the tables (``Base.metadata`` is what Alembic
 will migrate), ``engine`` the back-end tuning, ``records`` the Alert <-> row
-conversion and change diff, ``alert_store`` the transactions.
+conversion and change diff, ``query`` the typed filters and paging the API
+reads with, ``alert_store`` the transactions.
 """
 
 from geo_monitor.store.alert_store import AlertNotFoundError, AlertStore, UpsertResult, Workflow
 from geo_monitor.store.engine import BUSY_TIMEOUT_MS, make_engine
+from geo_monitor.store.query import MAX_LIMIT, AlertPage, AlertQuery, StoredAlert
 from geo_monitor.store.schema import AlertHistoryRow, AlertRow, Base, DetectionRunRow, HistoryKind, RunStatus
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "MAX_LIMIT",
+    "AlertPage",
+    "AlertQuery",
+    "StoredAlert",
     "AlertHistoryRow",
     "AlertNotFoundError",
     "AlertRow",

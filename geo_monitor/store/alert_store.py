@@ -3,19 +3,19 @@
 Every public method is one transaction: it either happens completely or not
 at all, so a failure halfway through a batch of alerts leaves nothing
 half-written. Writes take the write lock at the start (``BEGIN IMMEDIATE`` on
-SQLite, ``SELECT ... FOR UPDATE`` of the rows a workflow change reads on
-PostgreSQL), so a check such as "may this alert move to confirmed?" is made
+SQLite; a transaction-level advisory lock, :data:`ALERT_WRITE_LOCK`, on
+PostgreSQL, then ``SELECT ... FOR UPDATE`` of the rows a workflow change
+reads), so a check such as "may this alert move to confirmed?" is made
 against the state the change is applied to.
 
 ``updated_at`` drives partners' incremental polling, so it is kept strictly
 increasing from one write transaction to the next (see :meth:`AlertStore._write_time`).
 All alerts written by one transaction share its timestamp; the polling order
-``(updated_at, id)`` is unique and breaks those ties. On SQLite writers are
-serialised, so timestamps are also in commit order. On PostgreSQL two
-concurrent transactions may commit in the opposite order of their
-timestamps; the API issue should serialise alert writes there (e.g.
-``pg_advisory_xact_lock`` in :meth:`AlertStore._write_time`) before promising
-gap-free polling.
+``(updated_at, id)`` is unique and breaks those ties. Writers are serialised
+on both back-ends (SQLite's write lock; the advisory lock on PostgreSQL,
+taken before any row lock so the two can never deadlock), so timestamps are
+in commit order: a poller resuming after the last ``(updated_at, id)`` it saw
+cannot miss an alert committed later with a smaller timestamp.
 """
 
 from __future__ import annotations
@@ -28,8 +28,7 @@ from datetime import datetime, timedelta, timezone
 from itertools import islice
 from typing import Any, Self
 
-from shapely.geometry import box
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
@@ -46,14 +45,14 @@ from geo_monitor.store.records import (
     row_to_alert,
     row_values,
 )
+from geo_monitor.store.query import AlertPage, AlertQuery, StoredAlert, iter_stored, query_page, stored_alert
 from geo_monitor.store.schema import AlertHistoryRow, AlertRow, Base, DetectionRunRow, HistoryKind, RunStatus
 from geo_monitor.types import BBox
-from geo_monitor.validation import parse_bbox
 
+#: Key of the PostgreSQL advisory lock that serialises alert writers (any fixed 64-bit number; "gm-alert").
+ALERT_WRITE_LOCK = 0x676D2D616C657274
 #: Alerts loaded and flushed together in an upsert: bounds memory and SQL parameter counts.
 UPSERT_CHUNK = 500
-#: Rows fetched at a time when a bbox query filters exact geometries in Python.
-BBOX_FETCH = 200
 
 
 class AlertNotFoundError(InvalidInputError, LookupError):
@@ -184,6 +183,35 @@ class AlertStore:
         with self._read() as session:
             return [_history_dict(row) for row in session.scalars(stmt)]
 
+    def query_alerts(self, query: AlertQuery) -> AlertPage:
+        """One page of the alerts matching ``query``, in polling order ``(updated_at, id)``.
+
+        ``number_matched`` counts every match (ignoring paging) and
+        ``next_after`` is the keyset to pass as ``after`` for the next page
+        (None on the last page).
+        """
+        with self._read() as session:
+            return query_page(session, query)
+
+    def get_stored(self, alert_id: str) -> StoredAlert | None:
+        """An alert with its workflow (status, assignee, note) and timestamps."""
+        with self._read() as session:
+            row = session.get(AlertRow, alert_id)
+            return None if row is None else stored_alert(row)
+
+    def iter_alerts(self, query: AlertQuery) -> Iterator[StoredAlert]:
+        """Every alert matching ``query`` (its ``limit`` ignored), streamed page by page, for exports.
+
+        All pages come from one snapshot (REPEATABLE READ on PostgreSQL; a
+        read transaction is a snapshot on SQLite), so an alert updated during
+        a long export appears once, as it was when the export started.
+        """
+        engine = self.engine
+        if engine.dialect.name == "postgresql":
+            engine = engine.execution_options(isolation_level="REPEATABLE READ")
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield from iter_stored(session, query)
+
     def list_alerts(
         self,
         bbox: BBox | None = None,
@@ -193,22 +221,22 @@ class AlertStore:
         *,
         after: tuple[datetime, str] | None = None,
     ) -> list[Alert]:
-        """Alerts in polling order ``(updated_at, id)``.
+        """Alerts in polling order ``(updated_at, id)``: a shorthand for :meth:`query_alerts`.
 
         ``bbox`` (W, S, E, N in degrees) keeps alerts whose geometry
-        intersects it: an indexed envelope test in SQL, then the exact test.
-        ``updated_since`` is inclusive (a poller never misses the boundary,
-        and may see it twice); ``after`` is the exclusive keyset
+        intersects it. ``updated_since`` is inclusive (a poller never misses
+        the boundary, and may see it twice); ``after`` is the exclusive keyset
         ``(updated_at, id)`` of the last alert already seen, for cursors.
         """
-        window = None if bbox is None else parse_bbox(bbox)
-        limit = _check_limit(limit)
-        stmt = select(AlertRow).where(*_filters(window, status, updated_since, after))
-        stmt = stmt.order_by(AlertRow.updated_at, AlertRow.id)
-        with self._read() as session:
-            if window is None:
-                return [row_to_alert(row) for row in session.scalars(stmt.limit(limit))]
-            return _exact_bbox_page(session, stmt, window, limit)
+        statuses = None if status is None else ([status] if isinstance(status, (str, Status)) else list(status))
+        query = AlertQuery(
+            bbox=bbox,
+            statuses=statuses,  # type: ignore[arg-type]  # normalised to a frozenset by AlertQuery
+            updated_since=updated_since,
+            limit=limit,
+            after=after,
+        )
+        return [item.alert for item in self.query_alerts(query).items]
 
     def count(self) -> int:
         with self._read() as session:
@@ -303,8 +331,14 @@ class AlertStore:
 
     @contextmanager
     def _write(self) -> Iterator[Session]:
-        """One write transaction: committed if the block ends normally, rolled back otherwise."""
+        """One write transaction: committed if the block ends normally, rolled back otherwise.
+
+        On PostgreSQL it first takes :data:`ALERT_WRITE_LOCK` (released at
+        commit), which serialises writers as SQLite's ``BEGIN IMMEDIATE`` does.
+        """
         with self._writing.begin() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(select(func.pg_advisory_xact_lock(ALERT_WRITE_LOCK)))
             yield session
 
     def _write_time(self, session: Session) -> datetime:
@@ -416,56 +450,6 @@ def _clean_text(text: str | None) -> str | None:
     if text is None:
         return None
     return text.strip() or None
-
-
-def _check_limit(limit: int) -> int:
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidInputError(f"limit must be a positive integer; got {limit!r}")
-    return limit
-
-
-def _filters(
-    bbox: BBox | None,
-    status: Status | str | Collection[Status | str] | None,
-    updated_since: datetime | None,
-    after: tuple[datetime, str] | None,
-) -> list[ColumnElement[bool]]:
-    clauses: list[ColumnElement[bool]] = []
-    if bbox is not None:  # envelopes overlap: the indexed prefilter
-        west, south, east, north = bbox
-        clauses += [AlertRow.maxx >= west, AlertRow.minx <= east, AlertRow.maxy >= south, AlertRow.miny <= north]
-    if status is not None:
-        wanted = [status] if isinstance(status, (str, Status)) else list(status)
-        clauses.append(AlertRow.status.in_([coerce_enum(Status, s, "status") for s in wanted]))
-    if updated_since is not None:
-        clauses.append(AlertRow.updated_at >= _aware(updated_since, "updated_since"))
-    if after is not None:
-        at, last_id = _aware(after[0], "after"), after[1]
-        clauses.append(or_(AlertRow.updated_at > at, and_(AlertRow.updated_at == at, AlertRow.id > last_id)))
-    return clauses
-
-
-def _exact_bbox_page(session: Session, stmt: Any, bbox: BBox, limit: int) -> list[Alert]:
-    """Up to ``limit`` rows whose geometry really intersects ``bbox`` (envelopes can overlap without it).
-
-    On PostGIS this becomes ``ST_Intersects`` in SQL; SQLite has no geometry
-    functions, so the candidates that pass the indexed envelope test are
-    checked here, fetched a few at a time until the page is full.
-    """
-    window = box(*bbox)
-    page: list[Alert] = []
-    for row in session.scalars(stmt.execution_options(yield_per=BBOX_FETCH)):
-        if row.geometry.intersects(window):
-            page.append(row_to_alert(row))
-            if len(page) == limit:
-                break
-    return page
-
-
-def _aware(value: datetime, name: str) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidInputError(f"{name} must be a datetime with a timezone; got {value!r}")
-    return value
 
 
 def _chunks(items: Iterable[Alert], size: int) -> Iterator[list[Alert]]:

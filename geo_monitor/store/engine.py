@@ -14,6 +14,10 @@ safe instead of a source of "database is locked":
   process committed in between (its read snapshot is stale). Read-only
   transactions stay deferred so they never queue behind writers.
 
+Connections also get ``gm_intersects_bbox(geojson, w, s, e, n)``, the exact
+geometry/box test SQLite lacks (shapely), so bbox filters, counts and offsets
+are answered in SQL on both back-ends (see ``query``).
+
 Python's ``sqlite3`` normally issues BEGIN itself (and not before SELECTs);
 it is switched off here so SQLAlchemy's ``begin`` event can issue the right
 BEGIN. Other back-ends (PostgreSQL) get a plain engine; the execution option
@@ -25,11 +29,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import shapely
+from shapely.geometry import box
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 #: How long a SQLite writer waits for another process's write lock before giving up.
 BUSY_TIMEOUT_MS = 5000
+
+#: Name of the SQL function testing a GeoJSON geometry against a W, S, E, N box on SQLite.
+SQLITE_INTERSECTS = "gm_intersects_bbox"
 
 #: Execution option naming the SQLite BEGIN mode of a transaction ("DEFERRED" or "IMMEDIATE").
 SQLITE_BEGIN = "geo_monitor_sqlite_begin"
@@ -72,6 +81,14 @@ def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+    dbapi_connection.create_function(SQLITE_INTERSECTS, 5, _intersects_bbox, deterministic=True)
+
+
+def _intersects_bbox(geojson: str | None, west: float, south: float, east: float, north: float) -> int:
+    """1 when the GeoJSON geometry intersects the box, else 0 (SQL has no booleans on SQLite)."""
+    if geojson is None:
+        return 0
+    return int(shapely.intersects(shapely.from_geojson(geojson), box(west, south, east, north)))
 
 
 def _begin_sqlite_transaction(connection: Connection) -> None:

@@ -14,11 +14,11 @@ Alembic (issue 4) are additions, not rewrites:
   (:class:`UTCDateTime`); SQLite stores them as naive UTC text whose
   lexicographic order is chronological, so the ``updated_at`` index serves
   ordering and range queries.
-- The geometry is GeoJSON text (EPSG:4326) plus its bounding box in four
-  indexed columns, which is what makes bbox queries indexable on plain SQLite.
-  On PostGIS a migration can add a ``geometry(MultiPolygon, 4326)`` column with
-  a GiST index next to it (or give :class:`GeoJSONGeometry` a variant); the
-  bbox columns stay useful as a cheap prefilter and for export envelopes.
+- The geometry (EPSG:4326) is :data:`AlertGeometry`: a real PostGIS
+  ``geometry(Geometry, 4326)`` column with a GiST index on PostgreSQL (bbox
+  filters use ``ST_Intersects``), GeoJSON text on SQLite. Its bounding box is
+  also kept in four indexed columns on both: the index SQLite filters with,
+  and cheap envelopes for exports.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from datetime import date, datetime, timezone
 from enum import Enum
 from typing import Any
 
+import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import JSON, DateTime, Dialect, Float, ForeignKey, Index, MetaData, String, Text
+from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, Float, ForeignKey, Index, MetaData, String, Text, func
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 from geo_monitor.alerts import Confidence, Legality, Priority, Status
 
@@ -108,6 +109,41 @@ class GeoJSONGeometry(TypeDecorator[BaseGeometry]):
         return None if value is None else shape(json.loads(value))
 
 
+class PostGISGeometry(UserDefinedType[BaseGeometry]):
+    """A shapely geometry in a PostGIS ``geometry(Geometry, 4326)`` column.
+
+    Travels as WKB both ways (``ST_GeomFromWKB`` / ``ST_AsBinary``): exact
+    doubles, so coordinates round-trip bit for bit, and no text parsing.
+    """
+
+    cache_ok = True
+    srid = 4326
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return f"geometry(Geometry,{self.srid})"
+
+    def bind_expression(self, bindvalue: Any) -> ColumnElement[Any]:
+        return func.ST_GeomFromWKB(bindvalue, self.srid, type_=self)
+
+    def column_expression(self, colexpr: Any) -> ColumnElement[Any]:
+        return func.ST_AsBinary(colexpr, type_=self)
+
+    def bind_processor(self, dialect: Dialect) -> Any:
+        def process(value: BaseGeometry | None) -> bytes | None:
+            return None if value is None else shapely.to_wkb(value)
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        def process(value: bytes | memoryview | None) -> BaseGeometry | None:
+            return None if value is None else shapely.from_wkb(bytes(value))
+
+        return process
+
+
+#: The alert geometry column type: PostGIS geometry on PostgreSQL, GeoJSON text elsewhere.
+AlertGeometry = GeoJSONGeometry().with_variant(PostGISGeometry(), "postgresql")
+
 #: JSON documents: JSONB on PostgreSQL; Python ``None`` is SQL NULL, not the JSON text ``null``.
 JSONDocument = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
@@ -139,7 +175,7 @@ class AlertRow(Base):
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     # detection fields: written by upserts only
-    geometry: Mapped[BaseGeometry] = mapped_column(GeoJSONGeometry())
+    geometry: Mapped[BaseGeometry] = mapped_column(AlertGeometry)
     minx: Mapped[float] = mapped_column(Float, index=True)
     miny: Mapped[float] = mapped_column(Float, index=True)
     maxx: Mapped[float] = mapped_column(Float, index=True)
@@ -169,6 +205,8 @@ class AlertRow(Base):
     __table_args__ = (
         # The polling order: (updated_at, id) is unique, so keyset pagination never skips or repeats.
         Index(None, "updated_at", "id"),
+        # The spatial index bbox queries use on PostGIS (SQLite uses the envelope columns).
+        Index(None, "geometry", postgresql_using="gist").ddl_if(dialect="postgresql"),
     )
 
 
