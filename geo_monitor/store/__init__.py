@@ -8,6 +8,7 @@ reads with, ``alert_store`` the transactions.
 """
 
 from geo_monitor.store.alert_store import AlertNotFoundError, AlertStore, UpsertResult, Workflow
+from geo_monitor.store.auth import ApiKeyNotFoundError, Principal, Role
 from geo_monitor.store.engine import BUSY_TIMEOUT_MS, make_engine
 from geo_monitor.store.query import MAX_LIMIT, AlertPage, AlertQuery, StoredAlert
 from geo_monitor.store.schema import AlertHistoryRow, AlertRow, Base, DetectionRunRow, HistoryKind, RunStatus
@@ -19,6 +20,9 @@ __all__ = [
     "AlertQuery",
     "StoredAlert",
     "AlertHistoryRow",
+    "ApiKeyNotFoundError",
+    "Principal",
+    "Role",
     "AlertNotFoundError",
     "AlertRow",
     "AlertStore",

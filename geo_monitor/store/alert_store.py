@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from typing import Any, Self
 
@@ -34,6 +34,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.settings import Settings
+from geo_monitor.store import auth
+from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
 from geo_monitor.store.records import (
     check_alert_id,
@@ -277,6 +279,49 @@ class AlertStore:
                 row.assignee = assignee
                 self._record_workflow_change(session, row, HistoryKind.ASSIGNMENT, changes, actor, note)
             return Workflow(row.status, row.assignee, row.note)
+
+    # --- API keys and users ----------------------------------------------
+
+    def create_api_key(
+        self,
+        name: str,
+        role: Role | str,
+        *,
+        provinces: Collection[str] | None = None,
+        expires_at: datetime | date | None = None,
+    ) -> tuple[str, str]:
+        """A new API key as ``(key_id, key)``: show the key once, only its hash is kept.
+
+        ``provinces`` limits what a (partner) key sees; ``expires_at`` (a date
+        means 00:00 UTC that day) must be in the future.
+        """
+        with self._write() as session:
+            return auth.create_api_key(session, name, role, self._clock(), provinces=provinces, expires_at=expires_at)
+
+    def verify_api_key(self, key: str) -> Principal | None:
+        """Who holds ``key``; None when it is malformed, unknown, revoked or expired (constant-time)."""
+        with self._read() as session:
+            return auth.verify_api_key(session, key, self._clock())
+
+    def revoke_api_key(self, key_id: str) -> None:
+        """Revoke a key for good; :class:`ApiKeyNotFoundError` for an unknown id."""
+        with self._write() as session:
+            auth.revoke_api_key(session, key_id, self._clock())
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        """Every key (id, name, role, provinces, created/expires/revoked, active); never a secret or hash."""
+        with self._read() as session:
+            return auth.list_api_keys(session, self._clock())
+
+    def create_user(self, username: str, password: str, role: Role | str) -> None:
+        """A web user; the password is kept as a salted scrypt hash."""
+        with self._write() as session:
+            auth.create_user(session, username, password, role, self._clock())
+
+    def verify_user(self, username: str, password: str) -> Principal | None:
+        """The user's principal when the password matches; None otherwise."""
+        with self._read() as session:
+            return auth.verify_user(session, username, password)
 
     # --- detection runs --------------------------------------------------
 

@@ -31,7 +31,19 @@ from typing import Any
 import shapely
 from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import JSON, ColumnElement, DateTime, Dialect, Float, ForeignKey, Index, MetaData, String, Text, func
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    func,
+)
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -58,6 +70,20 @@ class HistoryKind(str, Enum):
     DETECTION = "detection"  # created or updated by a pipeline run
     STATUS = "status"  # a human moved it through the workflow
     ASSIGNMENT = "assignment"  # a human (un)assigned it
+
+
+class Role(str, Enum):
+    """What an API key or user may do (the web layer enforces it per route).
+
+    ``agent``: read, change alert status; ``analyst``: agent + jobs;
+    ``admin``: keys and users too; ``partner``: read-only API, optionally
+    limited to provinces.
+    """
+
+    AGENT = "agent"
+    ANALYST = "analyst"
+    ADMIN = "admin"
+    PARTNER = "partner"
 
 
 class RunStatus(str, Enum):
@@ -245,3 +271,30 @@ class DetectionRunRow(Base):
     parameters: Mapped[dict[str, Any]]
     summary: Mapped[dict[str, Any] | None]
     status: Mapped[RunStatus] = mapped_column(_enum_type(RunStatus, "run_status"))
+
+
+class ApiKeyRow(Base):
+    """An API key: who holds it and what it may do. Only a hash of the key is stored, never the key."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # public; embedded in the key itself
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum_type(Role, "role"))
+    provinces: Mapped[list[str] | None] = mapped_column(JSONDocument)  # None: every province
+    secret_hash: Mapped[str] = mapped_column(String(64))  # sha256 hex of the whole key
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class UserRow(Base):
+    """A person who logs in to the web application with a password (stored as a salted scrypt hash)."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum_type(Role, "role"))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
