@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 
 #: Waitress worker threads: requests mostly wait on the database, so a few per core.
 DEFAULT_THREADS = 8
+#: Bodies waitress itself accepts (spooled to disk past 512 KiB). Larger than the app's own
+#: limit on purpose: a body between the two reaches Flask and gets a problem+json 413;
+#: only absurd ones meet waitress's plain-text 413.
+WIRE_BODY_LIMIT = 128 * 1024 * 1024
 
 
 @main.command()
@@ -37,4 +41,4 @@ def serve(host: str, port: int, threads: int) -> None:
     log.info("serving on http://%s:%d (store %s)", host, port, settings.public_view()["database_url"])
     click.echo(f"geo-monitor: http://{host}:{port}/api/docs (Ctrl+C stops)", err=True)
     waitress.serve(app, host=host, port=port, threads=threads, ident="geo-monitor",
-                   max_request_body_size=settings.max_request_bytes)
+                   max_request_body_size=max(WIRE_BODY_LIMIT, settings.max_request_bytes))

@@ -378,6 +378,13 @@ def _params(*names: str) -> list[dict[str, str]]:
     return [_ref("parameters", name) for name in names]
 
 
+def _file_schema(media_type: str) -> dict[str, Any]:
+    """GeoJSON is a JSON document to clients (and schema checkers); the other formats are bytes."""
+    if media_type.endswith("json"):
+        return {"type": "object", "description": "GeoJSON FeatureCollection, columns flattened as in the other formats"}
+    return {"type": "string", "format": "binary"}
+
+
 _FILTERS = ("bbox", "datetime", "updated_since", "status", "confidence", "priority", "legality", "province")
 _READ = [{"ApiKey": []}, {"Session": []}]
 
@@ -423,7 +430,7 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "The file (attachment).",
-                        "content": {spec.media_type: {"schema": {"type": "string", "format": "binary"}}
+                        "content": {spec.media_type: {"schema": _file_schema(spec.media_type)}
                                     for spec in FORMATS.values()},
                     },
                     **_problems(),
