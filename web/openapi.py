@@ -18,6 +18,7 @@ from geo_monitor.alerts import Confidence, Legality, Priority, Status
 from geo_monitor.exports import FORMATS
 from geo_monitor.validation import ECUADOR_BBOX
 from web.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_LIST_ITEMS
+from web.queries import CRS84
 
 REF = "#/components"
 JSON = "application/json"
@@ -327,6 +328,18 @@ def _parameters() -> dict[str, Any]:
             "description": "Response format; JSON only.",
             "schema": {"type": "string", "enum": ["json", "geojson"], "default": "json"},
         },
+        "crs": {
+            "name": "crs",
+            "in": "query",
+            "description": "Response CRS (OGC API - Features Part 2); only CRS84 is served.",
+            "schema": {"type": "string", "enum": [CRS84]},
+        },
+        "bboxCrs": {
+            "name": "bbox-crs",
+            "in": "query",
+            "description": "CRS of `bbox`; only CRS84 (lon/lat).",
+            "schema": {"type": "string", "enum": [CRS84]},
+        },
         "alertId": {
             "name": "alert_id",
             "in": "path",
@@ -565,7 +578,7 @@ def _paths() -> dict[str, Any]:
                 "tags": ogc_tag,
                 "operationId": "ogcItems",
                 "summary": "Alerts as GeoJSON features, paged by offset with next/prev links.",
-                "parameters": _params(*_FILTERS, "ogcLimit", "offset", "f"),
+                "parameters": _params(*_FILTERS, "ogcLimit", "offset", "f", "crs", "bboxCrs"),
                 "responses": {"200": _ok("FeatureCollection", GEOJSON), **conditional, **_problems()},
             }
         },
