@@ -109,7 +109,7 @@ def detect(stac_url: str | None, collection: str | None, bbox: str | None, start
                                baseline_start=base_start, collection=query.collection,
                                max_cloud_cover=query.max_cloud_cover, chunk_px=chunk_px)
     store = AlertStore.from_settings(settings)
-    store.create_all()
+    store.migrate()
     run_id = store.start_run(PIPELINE_NAME, PIPELINE_VERSION, parameters=_request_record(request))
     try:
         with dask_client(settings) as client:

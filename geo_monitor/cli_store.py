@@ -1,4 +1,5 @@
-"""Commands that manage the alert store: ``apikeys create|list|revoke``, ``users create``.
+"""Commands that manage the alert store: ``db upgrade``, ``apikeys create|list|revoke``, ``users create``,
+``webhooks deliver``.
 
 Registered on ``geo_monitor.cli.main`` on import. Each command opens the store
 the settings name and brings its schema up to date first (idempotent), so a
@@ -25,6 +26,28 @@ def _open_store() -> Any:
     store = AlertStore.from_settings(_settings())
     store.migrate()
     return store
+
+
+# --- db ----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The alert store's database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration (Alembic upgrade head) to the store the settings name."""
+    from geo_monitor.store import AlertStore
+
+    settings = _settings()
+    with AlertStore.from_settings(settings) as store:
+        before = store.schema_revision()
+        store.migrate()
+        after = store.schema_revision()
+    where = settings.public_view()["database_url"]
+    click.echo(f"{where}: {'already at' if before == after else f'upgraded from {before} to'} revision {after}")
 
 
 # --- API keys ------------------------------------------------------------------------
@@ -103,3 +126,27 @@ def users_create(username: str, role: str, password_stdin: bool) -> None:
     with _open_store() as store:
         store.create_user(username, password, role)
     click.echo(f"created user {username.strip().lower()} ({role})")
+
+
+# --- webhooks --------------------------------------------------------------------------
+
+
+@main.group()
+def webhooks() -> None:
+    """Signed webhook deliveries to partners' subscriptions."""
+
+
+@webhooks.command("deliver")
+@click.option("--once", is_flag=True, help="Send what is due now and exit, instead of running until stopped.")
+def webhooks_deliver(once: bool) -> None:
+    """Send due webhook deliveries, retrying failures with backoff (several may run at once)."""
+    from geo_monitor.webhooks import Dispatcher
+
+    settings = _settings()
+    with _open_store() as store:
+        dispatcher = Dispatcher.from_settings(store, settings)
+        if once:
+            counts = dispatcher.run_once()
+            click.echo(" ".join(f"{key}={value}" for key, value in counts.items()))
+            return
+        dispatcher.run_forever(settings.webhook_poll_s)

@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     rivers_path: Path | None = None
     provinces_path: Path | None = None
     models_dir: Path = Field(default=_REPO_ROOT / "models")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Seconds a webhook receiver gets to answer.")
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50, description="Tries before a delivery is marked failed.")
+    webhook_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait before the first retry; doubles per try.")
+    webhook_backoff_max_s: float = Field(default=6 * 3600.0, gt=0, description="Cap on the wait between retries.")
+    webhook_poll_s: float = Field(default=5.0, gt=0, le=3600, description="How often the dispatcher looks for due deliveries.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     # --- web application (issue 4) ---

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.settings import Settings
-from geo_monitor.store import auth
+from geo_monitor.store import auth, migrate, outbox
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
 from geo_monitor.store.records import (
@@ -48,7 +48,7 @@ from geo_monitor.store.records import (
     row_values,
 )
 from geo_monitor.store.query import AlertPage, AlertQuery, StoredAlert, iter_stored, query_page, stored_alert
-from geo_monitor.store.schema import AlertHistoryRow, AlertRow, Base, DetectionRunRow, HistoryKind, RunStatus
+from geo_monitor.store.schema import AlertHistoryRow, AlertRow, DetectionRunRow, HistoryKind, RunStatus
 from geo_monitor.types import BBox
 
 #: Key of the PostgreSQL advisory lock that serialises alert writers (any fixed 64-bit number; "gm-alert").
@@ -106,20 +106,18 @@ class AlertStore:
         """The store the settings name (default: a SQLite file in ``data_dir``)."""
         return cls.from_url(settings.resolved_database_url, **kwargs)
 
-    def create_all(self) -> None:
-        """Create missing tables and indexes (until Alembic migrations replace this in issue 4).
-
-        Runs in one write transaction so that processes starting together do not race.
-        """
-        with writer(self.engine).begin() as connection:
-            Base.metadata.create_all(connection)
-
     def migrate(self) -> None:
-        """Bring the database schema up to date (Alembic ``upgrade head``).
+        """Bring the database schema up to date (Alembic ``upgrade head``; idempotent).
 
-        Until the Alembic migrations land this creates missing tables, like :meth:`create_all`.
+        One write transaction, so processes starting together upgrade once.
+        On PostgreSQL the PostGIS extension is created when missing (or a
+        :class:`~geo_monitor.errors.ConfigError` says what to install).
         """
-        self.create_all()
+        migrate.upgrade(self.engine)
+
+    def schema_revision(self) -> str | None:
+        """The migration revision the database is at (None: never migrated)."""
+        return migrate.current_revision(self.engine)
 
     def dispose(self) -> None:
         """Close pooled connections (end of a process or a test)."""
@@ -153,11 +151,16 @@ class AlertStore:
             now = self._write_time(session)
             for chunk in _chunks(alerts, UPSERT_CHUNK):
                 existing = _rows_by_id(session, {alert.id for alert in chunk if isinstance(alert.id, str)})
+                events: list[outbox.Event] = []
                 for alert in chunk:
                     values = detection_values(alert)  # validates the id too
                     _check_unique(alert.id, seen)
-                    outcome = _upsert_one(session, alert.id, values, existing.get(alert.id), now, actor, run_id)
+                    outcome, event = _upsert_one(session, alert.id, values, existing.get(alert.id), now, actor, run_id)
                     counts[outcome] += 1
+                    if event is not None:
+                        events.append(event)
+                session.flush()
+                outbox.enqueue(session, events, now)  # webhooks: committed with the alerts or not at all
                 session.flush()
                 session.expunge_all()  # keep memory flat over large batches
         return UpsertResult(**counts)
@@ -264,7 +267,8 @@ class AlertStore:
             row.status = target
             if note is not None:
                 row.note = note
-            self._record_workflow_change(session, row, HistoryKind.STATUS, changes, actor, note)
+            now = self._record_workflow_change(session, row, HistoryKind.STATUS, changes, actor, note)
+            outbox.enqueue(session, [outbox.Event("alert.status_changed", row, changes)], now)
             return row_to_alert(row)
 
     def assign(self, alert_id: str, assignee: str | None, actor: str, note: str | None = None) -> Workflow:
@@ -323,6 +327,56 @@ class AlertStore:
         with self._read() as session:
             return auth.verify_user(session, username, password)
 
+    # --- webhooks ----------------------------------------------------------
+
+    def create_subscription(
+        self,
+        owner_key_id: str,
+        url: str,
+        *,
+        filters: AlertQuery | dict[str, Any] | None = None,
+        event_types: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """Subscribe ``url`` to alert events matching ``filters`` (AlertQuery's filter fields).
+
+        Returns the subscription with its signing ``secret`` (``whsec_...``):
+        the only time it is returned. ``event_types``: some of
+        ``outbox.EVENT_TYPES`` (None: all).
+        """
+        with self._write(serialise=False) as session:
+            return outbox.create_subscription(
+                session, owner_key_id, url, self._clock(), filters=filters, event_types=event_types
+            )
+
+    def list_subscriptions(self, owner: str | None) -> list[dict[str, Any]]:
+        """The subscriptions of API key ``owner`` (None: all, for admins), without secrets."""
+        with self._read() as session:
+            return outbox.list_subscriptions(session, owner)
+
+    def delete_subscription(self, subscription_id: str, owner: str | None) -> None:
+        """Delete a subscription of ``owner`` (None: any) and its delivery log."""
+        with self._write(serialise=False) as session:
+            outbox.delete_subscription(session, subscription_id, owner)
+
+    def deliveries(self, subscription_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """A subscription's delivery log, newest first: status, attempts, last error, response code."""
+        with self._read() as session:
+            return outbox.deliveries(session, subscription_id, limit)
+
+    def claim_deliveries(self, policy: outbox.RetryPolicy, limit: int = 20) -> list[outbox.ClaimedDelivery]:
+        """Lease up to ``limit`` due deliveries for sending (see ``outbox.claim_due``)."""
+        with self._write(serialise=False) as session:
+            return outbox.claim_due(session, self._clock(), policy, limit)
+
+    def record_delivery(
+        self, delivery_id: str, policy: outbox.RetryPolicy, *, response_code: int | None, error: str | None
+    ) -> str | None:
+        """Record a send's outcome (``error`` None: delivered); returns the delivery's new status."""
+        with self._write(serialise=False) as session:
+            return outbox.record_outcome(
+                session, delivery_id, self._clock(), policy, response_code=response_code, error=error
+            )
+
     # --- detection runs --------------------------------------------------
 
     def start_run(
@@ -375,14 +429,16 @@ class AlertStore:
             yield session
 
     @contextmanager
-    def _write(self) -> Iterator[Session]:
+    def _write(self, *, serialise: bool = True) -> Iterator[Session]:
         """One write transaction: committed if the block ends normally, rolled back otherwise.
 
         On PostgreSQL it first takes :data:`ALERT_WRITE_LOCK` (released at
         commit), which serialises writers as SQLite's ``BEGIN IMMEDIATE`` does.
+        Writes that never touch alerts (webhook delivery bookkeeping) pass
+        ``serialise=False`` and rely on row locks alone.
         """
         with self._writing.begin() as session:
-            if session.get_bind().dialect.name == "postgresql":
+            if serialise and session.get_bind().dialect.name == "postgresql":
                 session.execute(select(func.pg_advisory_xact_lock(ALERT_WRITE_LOCK)))
             yield session
 
@@ -409,10 +465,11 @@ class AlertStore:
         changes: dict[str, Any],
         actor: str,
         note: str | None,
-    ) -> None:
+    ) -> datetime:
         now = self._write_time(session)
         row.updated_at = now
         session.add(AlertHistoryRow(alert_id=row.id, at=now, actor=actor, kind=kind, changes=changes, note=note))
+        return now
 
     @staticmethod
     def _run_row(session: Session, run_id: str) -> DetectionRunRow:
@@ -433,25 +490,26 @@ def _upsert_one(
     now: datetime,
     actor: str,
     run_id: str | None,
-) -> str:
-    """Insert or update one alert's detection ``values``; return "new", "updated" or "unchanged"."""
+) -> tuple[str, outbox.Event | None]:
+    """Insert or update one alert's detection ``values``: ("new" | "updated" | "unchanged", its webhook event)."""
     changes = diff_detection(None if row is None else row_values(row), values)
     if row is None:
-        session.add(AlertRow(id=alert_id, status=Status.NEW, created_at=now, updated_at=now, **values))
-        outcome = "new"
+        row = AlertRow(id=alert_id, status=Status.NEW, created_at=now, updated_at=now, **values)
+        session.add(row)
+        outcome, event_type = "new", "alert.created"
     elif is_update(changes):
         for field, value in values.items():
             setattr(row, field, value)
         row.updated_at = now
-        outcome = "updated"
+        outcome, event_type = "updated", "alert.updated"
     else:
-        return "unchanged"
+        return "unchanged", None
     session.add(
         AlertHistoryRow(
             alert_id=alert_id, at=now, actor=actor, kind=HistoryKind.DETECTION, changes=changes, run_id=run_id
         )
     )
-    return outcome
+    return outcome, outbox.Event(event_type, row, changes)
 
 
 def _rows_by_id(session: Session, ids: set[str]) -> dict[str, AlertRow]:

@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import Enum as SAEnum
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import base as postgresql_base
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator, UserDefinedType
 
@@ -145,6 +146,10 @@ class PostGISGeometry(UserDefinedType[BaseGeometry]):
     cache_ok = True
     srid = 4326
 
+    def __init__(self, *_reflected_modifiers: Any) -> None:
+        # Reflection passes the column's type modifiers; the store only ever uses (Geometry, 4326).
+        super().__init__()
+
     def get_col_spec(self, **_kw: Any) -> str:
         return f"geometry(Geometry,{self.srid})"
 
@@ -166,6 +171,9 @@ class PostGISGeometry(UserDefinedType[BaseGeometry]):
 
         return process
 
+
+# Reflection (Alembic's schema comparison) then knows PostGIS columns instead of warning about them.
+postgresql_base.ischema_names.setdefault("geometry", PostGISGeometry)
 
 #: The alert geometry column type: PostGIS geometry on PostgreSQL, GeoJSON text elsewhere.
 AlertGeometry = GeoJSONGeometry().with_variant(PostGISGeometry(), "postgresql")
@@ -298,3 +306,52 @@ class UserRow(Base):
     role: Mapped[Role] = mapped_column(_enum_type(Role, "role"))
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
+
+
+class DeliveryStatus(str, Enum):
+    PENDING = "pending"  # waiting for its next attempt (or being attempted under a lease)
+    DELIVERED = "delivered"  # the receiver answered 2xx
+    FAILED = "failed"  # gave up after the maximum number of attempts
+
+
+class WebhookSubscriptionRow(Base):
+    """A partner's request to be told about alert changes matching its filters, at its URL."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    owner_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    # Signing secret ("whsec_<base64>"): kept as is because every delivery is signed with it.
+    secret: Mapped[str] = mapped_column(String(200))
+    filters: Mapped[dict[str, Any]]  # AlertQuery filter fields, JSON-ready (see webhooks.filters_to_query)
+    event_types: Mapped[list[str] | None] = mapped_column(JSONDocument)  # None: every event type
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+
+
+class WebhookDeliveryRow(Base):
+    """One event for one subscription: the outbox row a dispatcher sends, retries and logs."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)  # the webhook-id header ("msg_...")
+    subscription_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_subscriptions.id", ondelete="CASCADE"), index=True
+    )
+    event_type: Mapped[str] = mapped_column(String(64))
+    alert_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    payload: Mapped[dict[str, Any]]
+    status: Mapped[DeliveryStatus] = mapped_column(_enum_type(DeliveryStatus, "delivery_status"))
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    response_code: Mapped[int | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # What a dispatcher claims: pending rows whose time has come, oldest first.
+        Index(None, "status", "next_attempt_at"),
+    )
