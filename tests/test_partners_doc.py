@@ -60,3 +60,21 @@ def test_every_example_runs_against_a_live_server(tmp_path: Path) -> None:
         assert (work / "critical.gpkg").stat().st_size > 0 and (work / "alerts-shp.zip").stat().st_size > 0
     finally:
         store.dispose()
+
+
+def test_the_guides_webhook_check_accepts_what_the_server_signs() -> None:
+    """The verifier partners copy from the guide agrees with the server's own signing."""
+    import time
+
+    from geo_monitor.store.outbox import new_secret
+    from geo_monitor.webhooks import sign
+
+    code = next(code for kind, code in blocks() if kind == "python" and "def verify_webhook" in code)
+    namespace: dict = {}
+    exec(compile(code, "partners.md", "exec"), namespace)  # also runs the guide's own self-check
+    verify = namespace["verify_webhook"]
+    secret, body, stamp = new_secret(), b'{"type":"alert.created"}', int(time.time())
+    headers = {"webhook-id": "msg_42", "webhook-timestamp": str(stamp),
+               "webhook-signature": sign(secret, "msg_42", stamp, body)}
+    assert verify(secret, headers, body)
+    assert not verify(new_secret(), headers, body)

@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     from web.login import login
     from web.ogc import ogc
     from web.problems import register_problem_handlers
+    from web.webhooks import webhooks
 
     settings = settings or load_settings()
     if store is None:
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
 
     register_problem_handlers(app)
     app.register_blueprint(api, url_prefix="/api/v1")
+    app.register_blueprint(webhooks, url_prefix="/api/v1")
     app.register_blueprint(ogc, url_prefix="/ogc")
     app.register_blueprint(docs)
     app.register_blueprint(login)

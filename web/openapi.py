@@ -16,9 +16,10 @@ from typing import Any
 from geo_monitor import __version__
 from geo_monitor.alerts import Confidence, Legality, Priority, Status
 from geo_monitor.exports import FORMATS
+from geo_monitor.store.outbox import EVENT_TYPES
 from geo_monitor.validation import ECUADOR_BBOX
 from web.params import DEFAULT_LIMIT, MAX_LIMIT, MAX_LIST_ITEMS
-from web.queries import CRS84
+from web.queries import CRS84, SUBSCRIPTION_FILTERS
 
 REF = "#/components"
 JSON = "application/json"
@@ -249,6 +250,49 @@ def _schemas() -> dict[str, Any]:
             },
         },
         "Queryables": {"type": "object", "required": ["properties"], "properties": {"properties": {"type": "object"}}},
+        "SubscriptionCreate": {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "format": "uri", "maxLength": 2000,
+                        "description": "Where deliveries are POSTed (https:// in production)."},
+                "filters": {
+                    "type": "object",
+                    "description": "As the query parameters of GET /api/v1/alerts.",
+                    "additionalProperties": False,
+                    "properties": {k: {"type": "string", "maxLength": 2000} for k in SUBSCRIPTION_FILTERS},
+                },
+                "event_types": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+            },
+        },
+        "Subscription": {
+            "type": "object",
+            "required": ["id", "url", "active", "created_at"],
+            "properties": {
+                "id": _STR,
+                "owner_key_id": _STR,
+                "url": _STR,
+                "filters": _nullable({"type": "object"}),
+                "event_types": _nullable({"type": "array", "items": _STR}),
+                "active": {"type": "boolean"},
+                "created_at": _TIME,
+                "secret": {"type": "string", "description": "whsec_...: only in the creation response."},
+            },
+        },
+        "SubscriptionList": {
+            "type": "object",
+            "required": ["subscriptions"],
+            "properties": {"subscriptions": {"type": "array", "items": _ref("schemas", "Subscription")}},
+        },
+        "DeliveryList": {
+            "type": "object",
+            "required": ["deliveries"],
+            "properties": {"deliveries": {"type": "array", "items": {"type": "object", "properties": {
+                "id": {"type": "integer"}, "event_type": _STR, "alert_id": _STR, "status": _STR,
+                "attempts": {"type": "integer"}, "last_error": _nullable(_STR),
+                "response_code": _nullable({"type": "integer"})}}}},
+        },
     }
 
 
@@ -339,6 +383,13 @@ def _parameters() -> dict[str, Any]:
             "in": "query",
             "description": "CRS of `bbox`; only CRS84 (lon/lat).",
             "schema": {"type": "string", "enum": [CRS84]},
+        },
+        "subscriptionId": {
+            "name": "subscription_id",
+            "in": "path",
+            "required": True,
+            "description": "A webhook subscription's id.",
+            "schema": {"type": "string", "maxLength": 200},
         },
         "alertId": {
             "name": "alert_id",
@@ -449,6 +500,39 @@ def _paths() -> dict[str, Any]:
                     **_problems(),
                 },
             }
+        },
+        "/api/v1/webhooks": {
+            "get": {
+                "tags": ["webhooks"],
+                "operationId": "listSubscriptions",
+                "summary": "The caller's webhook subscriptions (an admin's: all), without secrets.",
+                "responses": {"200": _ok("SubscriptionList"), **conditional, **_problems("403")},
+            },
+            "post": {
+                "tags": ["webhooks"],
+                "operationId": "createSubscription",
+                "summary": "Subscribe a URL to alert events (partner or admin key); the secret is shown once.",
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("schemas", "SubscriptionCreate")}}},
+                "responses": {"201": _ok("Subscription", etag=False), **_problems("403", "413", "415", "422")},
+            },
+        },
+        "/api/v1/webhooks/{subscription_id}": {
+            "parameters": _params("subscriptionId"),
+            "delete": {
+                "tags": ["webhooks"],
+                "operationId": "deleteSubscription",
+                "summary": "Delete a subscription and its delivery log.",
+                "responses": {"204": {"description": "Deleted."}, **_problems("403", "404")},
+            },
+        },
+        "/api/v1/webhooks/{subscription_id}/deliveries": {
+            "parameters": _params("subscriptionId"),
+            "get": {
+                "tags": ["webhooks"],
+                "operationId": "listDeliveries",
+                "summary": "The subscription's delivery log, newest first.",
+                "responses": {"200": _ok("DeliveryList"), **conditional, **_problems("403", "404")},
+            },
         },
         "/api/v1/me": {
             "get": {
@@ -617,7 +701,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": _READ,
-        "tags": [{"name": "alerts"}, {"name": "OGC API - Features"}, {"name": "login"}, {"name": "docs"}],
+        "tags": [{"name": "alerts"}, {"name": "webhooks"}, {"name": "OGC API - Features"}, {"name": "login"}, {"name": "docs"}],
         "paths": _paths(),
         "components": {
             "securitySchemes": {

@@ -37,6 +37,8 @@ FILTER_PARAMS: tuple[str, ...] = (
     "legality",
     "province",
 )
+#: Filters a webhook subscription takes (updated_since and paging mean nothing for pushes).
+SUBSCRIPTION_FILTERS: tuple[str, ...] = tuple(p for p in FILTER_PARAMS if p != "updated_since")
 LIST_PARAMS: tuple[str, ...] = (*FILTER_PARAMS, "limit", "cursor")
 EXPORT_PARAMS: tuple[str, ...] = (*FILTER_PARAMS, "format")
 #: OGC API - Features items: its standard parameters plus our filters as queryables.
