@@ -58,14 +58,17 @@ def _thresholds32(t: Thresholds) -> np.ndarray:
 
 def fold_scene(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np.ndarray, swir16: Band20, scl: Band20,
                scale: np.ndarray, offset: np.ndarray, fold_baseline: dict[str, np.ndarray],
-               state: dict[str, np.ndarray], day: int, t: Thresholds) -> None:
+               state: dict[str, np.ndarray], day: int, t: Thresholds) -> bool:
     """Apply one scene's DNs (0 = no data) to ``state`` in place, as classify + apply_observation would.
+
+    Returns whether any variable other than ``n_clear`` and ``last_clear`` changed (an
+    anomaly or a withdrawal somewhere): when not, the others need no look at all.
 
     ``scale``/``offset`` convert DN to reflectance for blue, green, red, nir, swir16 (in that
     order); ``fold_baseline`` holds the int16 :data:`~geo_monitor.change.FOLD_VARS`, equal to the
     float baseline of :func:`~geo_monitor.change.dequantize_fold_baseline`.
     """
-    _fold(blue, green, red, nir,
+    return _fold(blue, green, red, nir,
           swir16.data, swir16.factor, swir16.off_r, swir16.off_c,
           scl.data, scl.factor, scl.off_r, scl.off_c,
           np.asarray(scale, np.float32), np.asarray(offset, np.float32),
@@ -117,6 +120,7 @@ def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, of
     for j in range(width):
         col16[j] = (j + c16) // f16
         colsc[j] = (j + cs) // fs
+    changed = False
     for i in range(height):
         i16 = (i + r16) // f16
         isc = (i + rs) // fs
@@ -155,6 +159,7 @@ def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, of
             n_clear[i, j] += 1
             last_clear[i, j] = day
             if anom:
+                changed = True
                 if consec[i, j] == 0:
                     run_start[i, j] = day
                 consec[i, j] = min(consec[i, j] + 1, 255)
@@ -176,8 +181,11 @@ def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, of
                 if consec[i, j] >= high_after and high_at[i, j] == 0:
                     high_at[i, j] = day
             else:
-                consec[i, j] = 0
+                if consec[i, j] > 0:
+                    changed = True
+                    consec[i, j] = 0
                 if confirmed_at[i, j] > 0:
+                    changed = True
                     consec_normal[i, j] = min(consec_normal[i, j] + 1, 255)
                     if consec_normal[i, j] >= withdraw_after:
                         confirmed_at[i, j] = 0
@@ -190,6 +198,7 @@ def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, of
                         n_strict[i, j] = 0
                         sum_ndvi_drop[i, j] = 0
                         consec_normal[i, j] = 0
+    return changed
 
 
 def warm_up() -> None:

@@ -61,6 +61,8 @@ METHOD_VERSION: Final[str] = f"{PIPELINE_NAME}@{PIPELINE_VERSION}"
 #: 1024 keeps a task's memory low); baseline medians run in BASELINE_TILE_PX sub-windows.
 DEFAULT_CHUNK_PX: Final[int] = 1024
 BASELINE_TILE_PX: Final[int] = 512  # = the COG tile side: a smaller window would decode whole tiles for part of them
+#: The baseline's packed int16 copy a scene update reads: (change.FOLD_VARS, y, x).
+FOLD_ARRAY: Final[str] = "fold"
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,7 @@ def _baseline_block(_template: np.ndarray, *, inputs: SceneInputs, target: str,
     for rows in _split(window[0], BASELINE_TILE_PX):
         for cols in _split(window[1], BASELINE_TILE_PX):
             base = change.compute_baseline(list(_observations(inputs, (rows, cols))))
-            base.update(change.quantize_fold_baseline(base))
-            out = zarr.open_group(target, mode="r+")
-            for name in (*change.BASELINE_VARS, *change.FOLD_VARS):
-                out[name][rows, cols] = base[name]
+            write_baseline(zarr.open_group(target, mode="r+"), (rows, cols), base)
     return np.ones((1, 1, 1), bool)
 
 
@@ -173,28 +172,35 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
     window = _chunk_window(block_info)
     shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
     base_group = zarr.open_group(baseline, mode="r")
-    fold_baseline = {name: base_group[name][window] for name in change.FOLD_VARS}
+    packed = base_group[FOLD_ARRAY][(slice(None), *window)]  # one read: (FOLD_VARS, y, x)
+    fold_baseline = {name: packed[k] for k, name in enumerate(change.FOLD_VARS)}
     old = zarr.open_group(previous, mode="r") if previous else None
     _, block_y, block_x = block_info[0]["chunk-location"]
-    was_stored = stored[block_y, block_x] if stored is not None else np.ones(len(change.STATE_VARS), bool)
-    state = {name: (old[name][window].astype(dtype, copy=False) if old is not None and was_stored[k]
-                    else np.zeros(shape, dtype))
+    if old is None:
+        was_stored = np.zeros(len(change.STATE_VARS), bool)  # starting from zero
+    elif stored is None:
+        was_stored = np.ones(len(change.STATE_VARS), bool)  # unknown: read everything
+    else:
+        was_stored = stored[block_y, block_x]
+    state = {name: old[name][window].astype(dtype, copy=False) if was_stored[k] else np.zeros(shape, dtype)
              for k, (name, dtype) in enumerate(change.STATE_VARS.items())}
     x0, y0, res = inputs.grid_origin
     transform = Affine(res, 0, x0 + window[1].start * res, 0, -res, y0 - window[0].start * res)
+    others_changed = False  # any variable but n_clear/last_clear
     for i, (hrefs, day) in enumerate(zip(inputs.hrefs, inputs.days)):
         # blue, green, red, nir on the grid; swir16 and SCL at their own 20 m (swir22 is not used here)
         ten = [read_window(hrefs[b], inputs.crs, transform, shape) for b in range(4)]
         swir16 = Band20(*read_window_native(hrefs[4], inputs.crs, transform, shape))
         scl = Band20(*read_window_native(hrefs[-1], inputs.crs, transform, shape))
-        fold_scene(*ten, swir16, scl, inputs.scale[i, :5], inputs.offset[i, :5], fold_baseline, state, int(day),
-                   change.DEFAULT_THRESHOLDS)
+        others_changed |= fold_scene(*ten, swir16, scl, inputs.scale[i, :5], inputs.offset[i, :5], fold_baseline,
+                                     state, int(day), change.DEFAULT_THRESHOLDS)
     out = zarr.open_group(target, mode="r+")
     now_stored = np.zeros(len(change.STATE_VARS), bool)
     for k, name in enumerate(change.STATE_VARS):
         # ``target`` is a new version: a chunk never written reads as 0, so an all-zero one
         # (most of a tile: unchanged pixels only move n_clear/last_clear) costs no write.
-        if state[name].any():
+        may_be_set = was_stored[k] or others_changed or name in ("n_clear", "last_clear")
+        if may_be_set and state[name].any():
             out[name][window] = state[name]
             now_stored[k] = True
     return now_stored[None, None, :]
@@ -243,14 +249,23 @@ def _create_store(path: Path, names_and_dtypes: dict[str, str], shape: tuple[int
 
 
 def _create_baseline_store(path: Path, shape: tuple[int, int], chunk_px: int) -> None:
-    """The float32 baseline plus its quantised copy for scene updates (:data:`change.FOLD_VARS`)."""
+    """The float32 baseline plus :data:`FOLD_ARRAY`, its quantised copy for scene updates."""
     _create_store(path, {name: "float32" for name in change.BASELINE_VARS}, shape, chunk_px)
-    group = zarr.open_group(str(path), mode="r+")
-    for name in change.FOLD_VARS:
-        # Read for every scene and chunk, and a noisy int16 field compresses poorly (LZ4 with
-        # bit shuffling: 1.3x, yet twice as slow to read): stored uncompressed (docs/performance.md).
-        group.create_array(name, shape=shape, chunks=(chunk_px, chunk_px), dtype="int16",
-                           fill_value=change.FOLD_NODATA, dimension_names=("y", "x"), compressors=None)
+    # Read for every scene and chunk: packed (one read instead of five) and uncompressed (a
+    # noisy int16 field compresses poorly: LZ4 with bit shuffling gains 1.3x and reads twice
+    # as slowly; docs/performance.md).
+    zarr.open_group(str(path), mode="r+").create_array(
+        FOLD_ARRAY, shape=(len(change.FOLD_VARS), *shape), chunks=(len(change.FOLD_VARS), chunk_px, chunk_px),
+        dtype="int16", fill_value=change.FOLD_NODATA, dimension_names=("variable", "y", "x"), compressors=None,
+        attributes={"variables": list(change.FOLD_VARS)})
+
+
+def write_baseline(group: zarr.Group, window: tuple[slice, slice], base: dict[str, np.ndarray]) -> None:
+    """One window of the baseline: its float32 variables and their packed, quantised copy."""
+    for name in change.BASELINE_VARS:
+        group[name][window] = base[name]
+    fold = change.quantize_fold_baseline(base)
+    group[FOLD_ARRAY][(slice(None), *window)] = np.stack([fold[name] for name in change.FOLD_VARS])
 
 
 def effective_chunk_px(grid: GridSpec, chunk_px: int, min_chunks: int = 4, floor: int = 256) -> int:
