@@ -12,7 +12,8 @@ its grid, then on the same LocalCluster (2 worker processes, 1 thread each):
 
 The two alternate ``--repeat`` times (the pipeline re-applying the scene to
 the same seeded state each time). It reports the times, their paired ratios
-and the median ratio (target <= 1.5), the peak resident memory of the whole
+and the median ratio (target <= 1.5), the same ratio in CPU seconds of the
+process tree (steadier when other programs share the machine), the peak resident memory of the whole
 process tree (client, scheduler and workers; target < 3 GiB) and the load
 average, since the machine may be shared. Usage::
 
@@ -79,6 +80,19 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds used so far by this process and all its children (workers, scheduler)."""
+    total = 0.0
+    me = psutil.Process()
+    for proc in [me, *me.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def write_scene(folder: Path, size: int) -> Path:
@@ -228,24 +242,29 @@ def main() -> None:
             pipeline = MiningChangePipeline(work / "state", compute=lambda d: client.compute(d).result())
             seed_state(pipeline, request, work / "state")
             seeded = {p: p.read_bytes() for p in (work / "state").glob("*/CURRENT.json")}
-            floors, runs, peaks = [], [], []
+            floors, runs, peaks, cpu_ratios = [], [], [], []
             # Floor and pipeline alternate, each pipeline run applying the scene to the same seeded
             # state: on a shared, noisy machine the median of paired ratios is what can be compared.
             for _ in range(args.repeat):
                 for path, content in seeded.items():  # back to the seeded state
                     path.write_bytes(content)
+                cpu0 = tree_cpu_seconds()
                 floors.append(decode_only(client, catalog, args.size, args.chunk_px))
+                cpu1 = tree_cpu_seconds()
                 with PeakMemory() as memory:
                     t0 = time.perf_counter()
                     result = pipeline.run(request)
                     runs.append(time.perf_counter() - t0)
+                cpu_ratios.append((tree_cpu_seconds() - cpu1) / (cpu1 - cpu0))
                 peaks.append(memory.peak)
         ratios = [r / f for r, f in zip(runs, floors)]
         report = {
             "scene_px": args.size, "grid_px": [result.grid.height, result.grid.width], "chunk_px": args.chunk_px,
             "workers": 2, "repeats": args.repeat, "decode_only_s": [round(f, 1) for f in floors],
             "pipeline_s": [round(r, 1) for r in runs], "ratios": [round(r, 2) for r in ratios],
-            "median_ratio": round(statistics.median(ratios), 2), "peak_rss_gib": round(max(peaks) / 2**30, 2),
+            "median_ratio": round(statistics.median(ratios), 2),
+            # CPU seconds of the whole process tree: less sensitive to other load than wall time
+            "cpu_ratios": [round(r, 2) for r in cpu_ratios], "peak_rss_gib": round(max(peaks) / 2**30, 2),
             "scenes_applied": len(result.scenes_applied), "sites": result.sites_found,
             "load_average_1min": round(os.getloadavg()[0], 1),
         }

@@ -114,6 +114,30 @@ def test_rerun_changes_nothing_and_reads_no_scene(full_run, sample_area: Path) -
     assert [a.to_feature() for a in again.alerts] == [a.to_feature() for a in first.alerts]
 
 
+def test_the_stored_chunk_record_matches_what_is_stored(full_run) -> None:
+    """The record each version keeps of the chunks it stored (which later updates and the site
+    search trust, reading nothing else) agrees with the arrays: unrecorded chunks are all zero."""
+    import zarr
+
+    from pipelines.mining_change import _stored_chunks
+
+    state, _ = full_run
+    (key,) = [p.name for p in state.iterdir()]
+    store = StateStore(state, key)
+    path = store.version_path(store.current().version)
+    record = zarr.open_group(str(path), mode="r").attrs["stored_chunks"]
+    flags, step = _stored_chunks(str(path)), record["chunk_px"]
+    arrays = _state_arrays(state)
+    for k, name in enumerate(change.STATE_VARS):
+        for by in range(flags.shape[0]):
+            for bx in range(flags.shape[1]):
+                block = arrays[name][by * step:(by + 1) * step, bx * step:(bx + 1) * step]
+                assert bool(block.any()) == bool(flags[by, bx, k]), (name, by, bx)
+    # the sample has change somewhere and stable forest elsewhere: both kinds of chunk occur
+    n_anom = flags[..., list(change.STATE_VARS).index("n_anom")]
+    assert flags[..., list(change.STATE_VARS).index("n_clear")].all() and n_anom.any()
+
+
 def test_adding_the_next_scene_processes_only_that_scene(full_run, sample_area: Path, tmp_path: Path) -> None:
     _, full = full_run
     last = full.scenes_applied[-1]
