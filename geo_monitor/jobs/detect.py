@@ -14,6 +14,7 @@ result, never half of one.
 from __future__ import annotations
 
 import logging
+import uuid
 from contextlib import ExitStack
 from datetime import date
 from typing import Any
@@ -73,8 +74,9 @@ class DetectJobRunner:
                                    job_id=job.id)
         client = self.client()
         control.check()
+        # One detection run per attempt (a released attempt's number comes round again: hence the suffix).
         run_id = self.store.start_run(PIPELINE_NAME, PIPELINE_VERSION, parameters=_record(request),
-                                      run_id=f"{job.id}-{job.attempts}")
+                                      run_id=f"{job.id}-{job.attempts}-{uuid.uuid4().hex[:8]}")
         try:
             tracker = _StageTracker(control)
             pipeline = MiningChangePipeline(self.settings.resolved_data_dir / "state", layers,

@@ -309,7 +309,7 @@ class JobQueue:
                 _log(session, row.id, now, "warning",
                      f"attempt {row.attempts} of {row.max_attempts} failed: {reason}; retry at {row.next_attempt_at.isoformat()}")
             else:
-                why = "not retried" if not retry else f"after {row.attempts} attempt(s)"
+                why = "(not retried)" if not retry else f"after {row.attempts} attempt(s)"
                 _finish(session, row, now, JobState.FAILED, f"failed {why}: {reason}", level="error")
             return _job(row)
 
