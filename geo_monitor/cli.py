@@ -511,6 +511,7 @@ def _register_commands() -> None:
     import geo_monitor.cli_detection  # noqa: F401
     import geo_monitor.cli_jobs  # noqa: F401
     import geo_monitor.cli_store  # noqa: F401
+    import geo_monitor.cli_web  # noqa: F401
 
 
 _register_commands()

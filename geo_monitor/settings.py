@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -40,6 +40,12 @@ CONTEXT_LAYERS: tuple[str, ...] = (
 )
 
 _DASK_ADDRESS = re.compile(r"^(tcp|tls|inproc|ws|wss|ucx)://[^\s/]+(:\d+)?$")
+#: One or more flask-limiter limits such as "600/minute" or "10 per second; 1000/hour".
+_RATE_LIMIT = re.compile(
+    r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*"
+    r"([;,]\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*)*$"
+)
+_RATE_STORAGE_SCHEMES = ("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://")
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -120,6 +126,29 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    # --- web application (issue 4) ---
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs sessions and paging cursors; default a random key kept in data_dir/secret_key.",
+    )
+    public_read: bool = Field(
+        default=False,
+        description="Let anyone read alerts without a key (an open-data deployment); writes still need a role.",
+    )
+    rate_limit: str = Field(
+        default="600/minute",
+        description="Requests allowed per API key, session user or (anonymous) client address.",
+    )
+    rate_limit_storage_uri: str = Field(
+        default="memory://",
+        description="Where rate-limit counters live: memory:// (one process) or redis://host:6379 (shared).",
+    )
+    max_request_bytes: int = Field(
+        default=1_000_000, ge=1024, le=100_000_000, description="Largest request body the web app reads."
+    )
+    session_cookie_secure: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -171,6 +200,20 @@ class Settings(BaseSettings):
             parts = urlsplit(prefix)
             if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
                 raise ValueError(f"{prefix!r} must be an http(s) URL prefix with a host and no credentials")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        if not _RATE_LIMIT.match(value):
+            raise ValueError("must look like 600/minute or '10 per second; 1000/hour'")
+        return value.strip()
+
+    @field_validator("rate_limit_storage_uri")
+    @classmethod
+    def _check_rate_limit_storage(cls, value: str) -> str:
+        if not value.startswith(_RATE_STORAGE_SCHEMES):
+            raise ValueError("must be memory:// or a redis:// URI")
         return value
 
     # Derived values: defaults that depend on other settings.
@@ -234,6 +277,12 @@ class Settings(BaseSettings):
             "job_allowed_url_prefixes": list(self.job_allowed_url_prefixes),
             "log_level": self.log_level,
             "log_format": self.log_format,
+            "secret_key": "***" if self.secret_key else "(generated in data_dir)",
+            "public_read": self.public_read,
+            "rate_limit": self.rate_limit,
+            "rate_limit_storage_uri": _mask_password(self.rate_limit_storage_uri),
+            "max_request_bytes": self.max_request_bytes,
+            "session_cookie_secure": self.session_cookie_secure,
         }
 
 

@@ -98,6 +98,8 @@ def find_sites(read: Reader, shape: tuple[int, int], transform: Affine, res_m: f
     in boxes around blocks where something changed (a tile is mostly
     unchanged forest).
     """
+    if changed is not None and not changed:
+        return []  # no anomaly anywhere: nothing to read
     extent = np.zeros(shape, bool)
     seed_candidates = np.zeros(shape, bool)
     for window in ([(slice(0, shape[0]), slice(0, shape[1]))] if changed is None else changed):

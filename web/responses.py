@@ -1,0 +1,50 @@
+"""Response helpers shared by the blueprints: JSON with a strong ETag, links, the request's arguments."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, current_app, json, request
+
+from web import WebContext
+
+GEOJSON = "application/geo+json"
+
+
+def context() -> WebContext:
+    return current_app.extensions["geo_monitor"]  # type: ignore[no-any-return]
+
+
+def request_args() -> dict[str, list[str]]:
+    return request.args.to_dict(flat=False)
+
+
+def json_response(body: Any, *, mimetype: str = "application/json", status: int = 200) -> Response:
+    """``body`` as JSON with a strong ETag of its bytes; ``If-None-Match`` that matches -> 304, no body."""
+    payload = json.dumps(body).encode()
+    etag = hashlib.sha256(payload).hexdigest()[:32]
+    if status == 200 and request.if_none_match.contains(etag):
+        response = Response(status=304)
+        response.set_etag(etag)
+        return response
+    response = Response(payload, status=status, mimetype=mimetype)
+    response.set_etag(etag)
+    return response
+
+
+def url_with(args: dict[str, list[str]], drop: Iterable[str] = (), **replace: str | int) -> str:
+    """This request's URL with some parameters dropped or replaced (for self/next/prev links)."""
+    pairs = [(k, v) for k, values in args.items() if k not in replace and k not in drop for v in values]
+    pairs += [(k, str(v)) for k, v in replace.items()]
+    query = urlencode(pairs, safe=",:/")
+    return request.base_url + (f"?{query}" if query else "")
+
+
+def link(href: str, rel: str, type_: str = "application/json", title: str | None = None) -> dict[str, str]:
+    out = {"href": href, "rel": rel, "type": type_}
+    if title:
+        out["title"] = title
+    return out
