@@ -132,6 +132,8 @@ def check_job_bbox(value: object, max_area_km2: float) -> BBox:
         bbox = check_bbox_in_ecuador(parse_bbox(value))  # type: ignore[arg-type]
     except InvalidInputError as exc:
         raise InvalidInputError(f"input {exc}") from None
+    except OverflowError:  # an integer too large for a float (JSON allows any)
+        raise InvalidInputError("input bbox values must be longitudes and latitudes in degrees") from None
     area = bbox_area_km2(bbox)
     if area > max_area_km2:
         raise InvalidInputError(f"input bbox covers {area:,.0f} km², more than one job may ({max_area_km2:,.0f} km²); "
