@@ -509,6 +509,7 @@ def sample_data(
 def _register_commands() -> None:
     """Commands that live in their own modules add themselves to ``main`` on import."""
     import geo_monitor.cli_detection  # noqa: F401
+    import geo_monitor.cli_jobs  # noqa: F401
     import geo_monitor.cli_store  # noqa: F401
     import geo_monitor.cli_web  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""``geo-monitor serve``: the web application under waitress, a production WSGI server.
+"""``geo-monitor serve``: the web application under waitress, a production WSGI server, plus an embedded job worker.
 
 Registered on the main group by :mod:`geo_monitor.cli`. The app is built
 here from settings (the command line is the one place that wires the
@@ -10,6 +10,9 @@ macOS and Windows; for several processes on one host use gunicorn with
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from typing import Any
 
 import click
 
@@ -30,15 +33,67 @@ WIRE_BODY_LIMIT = 128 * 1024 * 1024
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 256),
               help="Worker threads.")
-def serve(host: str, port: int, threads: int) -> None:
-    """Serve the alerts API (/api/v1), OGC API - Features (/ogc) and the API docs (/api/docs)."""
+@click.option("--job-worker/--no-job-worker", default=True, show_default=True,
+              help="Also run reprocessing jobs in this process (off when separate 'geo-monitor worker's run them).")
+def serve(host: str, port: int, threads: int, job_worker: bool) -> None:
+    """Serve the alerts and jobs API (/api/v1), OGC API - Features (/ogc), the API docs (/api/docs) and the
+    analyst's jobs page (/jobs); by default also run queued jobs (an embedded worker)."""
     import waitress
 
     from web import create_app
 
     settings = _settings()
     app = create_app(settings)
+    embedded = EmbeddedWorker.start(settings) if job_worker else None
+    # SIGTERM ends the server like Ctrl+C, so the embedded worker can release its job on the way out.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     log.info("serving on http://%s:%d (store %s)", host, port, settings.public_view()["database_url"])
     click.echo(f"geo-monitor: http://{host}:{port}/api/docs (Ctrl+C stops)", err=True)
-    waitress.serve(app, host=host, port=port, threads=threads, ident="geo-monitor",
-                   max_request_body_size=max(WIRE_BODY_LIMIT, settings.max_request_bytes))
+    try:
+        waitress.serve(app, host=host, port=port, threads=threads, ident="geo-monitor",
+                       max_request_body_size=max(WIRE_BODY_LIMIT, settings.max_request_bytes))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _exit_on_signal(*_args: Any) -> None:
+    raise SystemExit(0)
+
+
+class EmbeddedWorker:
+    """A job worker in a thread of the server process: the one-command demo needs nothing else.
+
+    Jobs still run on Dask (a LocalCluster started at the first job); the
+    thread only orchestrates. Stopping releases a running job for the next start.
+    """
+
+    def __init__(self, worker: Any, runner: Any, store: Any) -> None:
+        self.worker, self.runner, self.store = worker, runner, store
+        self.thread = threading.Thread(target=self._run, name="geo-monitor-job-worker", daemon=True)
+
+    @classmethod
+    def start(cls, settings: Any) -> EmbeddedWorker:
+        from geo_monitor.jobs.detect import DetectJobRunner
+        from geo_monitor.jobs.worker import Worker, default_worker_id
+        from geo_monitor.store import AlertStore, JobPolicy, JobQueue
+
+        store = AlertStore.from_settings(settings)
+        store.migrate()
+        runner = DetectJobRunner(settings, store)
+        queue = JobQueue.from_store(store, JobPolicy.from_settings(settings))
+        worker = Worker(queue, {"detect": runner}, worker_id=f"serve@{default_worker_id()}", poll_s=settings.job_poll_s)
+        embedded = cls(worker, runner, store)
+        embedded.thread.start()
+        return embedded
+
+    def _run(self) -> None:
+        try:
+            self.worker.run()
+        finally:
+            self.runner.close()
+
+    def stop(self, timeout_s: float = 120) -> None:
+        self.worker.stop()
+        self.thread.join(timeout=timeout_s)
+        self.store.dispose()

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
@@ -109,6 +110,20 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait before the first retry; doubles per try.")
     webhook_backoff_max_s: float = Field(default=6 * 3600.0, gt=0, description="Cap on the wait between retries.")
     webhook_poll_s: float = Field(default=5.0, gt=0, le=3600, description="How often the dispatcher looks for due deliveries.")
+    job_lease_s: float = Field(default=60.0, ge=1, le=3600, description="How long a worker's claim on a job lasts without a heartbeat; another worker takes the job over after that.")
+    job_max_attempts: int = Field(default=3, ge=1, le=20, description="Tries of a job before it is marked failed.")
+    job_backoff_s: float = Field(default=30.0, gt=0, description="Wait before the first retry of a failed job; doubles per try.")
+    job_backoff_max_s: float = Field(default=3600.0, gt=0, description="Cap on the wait between retries of a job.")
+    job_poll_s: float = Field(default=2.0, gt=0, le=600, description="How often an idle worker looks for jobs.")
+    job_max_area_km2: float = Field(default=2500.0, gt=0, description="Largest bbox one detect job may cover.")
+    job_allowed_roots: list[Path] | None = Field(
+        default=None,
+        description="Local folders a job's catalog and context may be under; default the sample dir and data_dir.",
+    )
+    job_allowed_url_prefixes: list[str] = Field(
+        default_factory=list,
+        description="http(s) URL prefixes a job's catalog may start with (e.g. a STAC API); default none.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     # --- web application (issue 4) ---
@@ -178,6 +193,15 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL or a local path")
         return value
 
+    @field_validator("job_allowed_url_prefixes")
+    @classmethod
+    def _check_url_prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            parts = urlsplit(prefix)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.username or parts.password:
+                raise ValueError(f"{prefix!r} must be an http(s) URL prefix with a host and no credentials")
+        return value
+
     @field_validator("rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -216,6 +240,12 @@ class Settings(BaseSettings):
     def resolved_context_dir(self) -> Path:
         return (self.context_dir or self.resolved_sample_dir / "context").expanduser().resolve()
 
+    @property
+    def resolved_job_roots(self) -> list[Path]:
+        """Folders a job's local inputs must be under (symlinks resolved)."""
+        roots = self.job_allowed_roots or [self.resolved_sample_dir, self.resolved_data_dir]
+        return [root.expanduser().resolve() for root in roots]
+
     def context_layer_path(self, layer: str) -> Path | None:
         """Path of one context layer: its own setting, else ``<context_dir>/<layer>.gpkg|.geojson``."""
         if layer not in CONTEXT_LAYERS:
@@ -243,6 +273,8 @@ class Settings(BaseSettings):
             "sample_dir": str(self.resolved_sample_dir),
             "context_dir": str(self.resolved_context_dir),
             "models_dir": str(self.models_dir),
+            "job_allowed_roots": [str(root) for root in self.resolved_job_roots],
+            "job_allowed_url_prefixes": list(self.job_allowed_url_prefixes),
             "log_level": self.log_level,
             "log_format": self.log_format,
             "secret_key": "***" if self.secret_key else "(generated in data_dir)",

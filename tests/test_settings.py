@@ -151,3 +151,26 @@ def test_unknown_key_in_toml_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 def test_malformed_toml_file(tmp_path: Path) -> None:
     (tmp_path / "geo-monitor.toml").write_text("data_dir = [unclosed\n")
     assert _one_line_config_error().startswith("invalid settings: ")
+
+
+def test_job_settings_default_to_the_sample_and_data_dirs_and_read_json_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = load_settings(data_dir=tmp_path / "data")
+    assert s.resolved_job_roots == [(tmp_path / "data" / "sample").resolve(), (tmp_path / "data").resolve()]
+    assert s.job_allowed_url_prefixes == [] and (s.job_lease_s, s.job_max_attempts) == (60.0, 3)
+    monkeypatch.setenv("GEO_MONITOR_JOB_ALLOWED_ROOTS", f'["{tmp_path}/catalogs"]')
+    monkeypatch.setenv("GEO_MONITOR_JOB_ALLOWED_URL_PREFIXES", '["https://stac.example.org/v1"]')
+    s = load_settings()
+    assert s.resolved_job_roots == [(tmp_path / "catalogs").resolve()]
+    assert s.public_view()["job_allowed_url_prefixes"] == ["https://stac.example.org/v1"]
+
+
+@pytest.mark.parametrize("prefix", ["ftp://stac.example.org", "https://", "https://user:pw@stac.example.org/v1"])
+def test_job_url_prefixes_must_be_http_urls_with_a_host_and_no_credentials(prefix: str) -> None:
+    message = _one_line_config_error(GEO_MONITOR_JOB_ALLOWED_URL_PREFIXES=f'["{prefix}"]')
+    assert "job_allowed_url_prefixes" in message
+
+
+def test_job_lease_must_be_at_least_a_second() -> None:
+    assert "job_lease_s" in _one_line_config_error(GEO_MONITOR_JOB_LEASE_S="0.1")

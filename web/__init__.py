@@ -1,4 +1,4 @@
-"""The Flask application: alerts API (``/api/v1``), OGC API - Features (``/ogc``), docs and login.
+"""The Flask application: alerts and jobs API (``/api/v1``), OGC API - Features (``/ogc``), docs, login, the analyst's jobs page.
 
 ``create_app`` is the only way in: no module-level app or state, so tests and
 several workers each build their own from settings. The library
@@ -42,7 +42,9 @@ class WebContext:
 def create_app(settings: Settings | None = None, store: AlertStore | None = None) -> Flask:
     """A configured app; the store defaults to the one ``settings`` name (migrated to the current schema)."""
     from web.api import api
+    from web.analyst import analyst
     from web.docs import docs
+    from web.jobs import jobs
     from web.limits import init_rate_limits
     from web.login import login
     from web.ogc import ogc
@@ -72,6 +74,8 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     register_problem_handlers(app)
     app.register_blueprint(api, url_prefix="/api/v1")
     app.register_blueprint(webhooks, url_prefix="/api/v1")
+    app.register_blueprint(jobs, url_prefix="/api/v1")
+    app.register_blueprint(analyst)
     app.register_blueprint(ogc, url_prefix="/ogc")
     app.register_blueprint(docs)
     app.register_blueprint(login)

@@ -285,6 +285,86 @@ def _schemas() -> dict[str, Any]:
             "required": ["subscriptions"],
             "properties": {"subscriptions": {"type": "array", "items": _ref("schemas", "Subscription")}},
         },
+        "ProcessSummary": {
+            "type": "object",
+            "required": ["id", "version", "links"],
+            "properties": {"id": _STR, "title": _STR, "description": _STR, "version": _STR,
+                           "jobControlOptions": {"type": "array", "items": _STR},
+                           "links": {"type": "array", "items": _ref("schemas", "Link")}},
+        },
+        "ProcessList": {
+            "type": "object",
+            "required": ["processes", "links"],
+            "properties": {"processes": {"type": "array", "items": _ref("schemas", "ProcessSummary")},
+                           "links": {"type": "array", "items": _ref("schemas", "Link")}},
+        },
+        "Process": {
+            "allOf": [_ref("schemas", "ProcessSummary"),
+                      {"type": "object", "required": ["inputs", "outputs"],
+                       "properties": {"inputs": {"type": "object", "description": "Each input: title, description, "
+                                                 "minOccurs, maxOccurs and its JSON Schema."},
+                                      "outputs": {"type": "object"}}}],
+        },
+        "Execute": {
+            "type": "object",
+            "required": ["inputs"],
+            "additionalProperties": False,
+            "properties": {"inputs": {
+                "type": "object",
+                "description": "The inputs of `geo-monitor detect`; checked at once (a bad one is a 400).",
+                "required": ["bbox", "start", "end"],
+                "additionalProperties": False,
+                "properties": {
+                    "bbox": {"type": "array", "items": _NUM, "minItems": 4, "maxItems": 4,
+                             "description": "[west, south, east, north] in degrees, inside Ecuador, at most "
+                                            "job_max_area_km2."},
+                    "start": {**_DATE, "description": "Monitoring start."},
+                    "end": {**_DATE, "description": "Last day of imagery (on or after start)."},
+                    "baseline_start": {**_DATE, "description": "Before start; default 365 days before it."},
+                    "catalog": {"type": "string", "maxLength": 2000,
+                                "description": "STAC catalog path or URL under the allowed roots/prefixes."},
+                    "context": {"type": "string", "maxLength": 2000,
+                                "description": "Folder of context layers under the allowed roots."},
+                    "chunk_px": {"type": "integer", "minimum": 128, "maximum": 4096},
+                },
+            }},
+        },
+        "StatusInfo": {
+            "type": "object",
+            "description": "OGC API - Processes statusInfo, plus inputs, attempts, the summary (alert ids new / "
+            "updated / unchanged) and, for one job, its log.",
+            "required": ["jobID", "type", "status", "progress", "links"],
+            "properties": {
+                "jobID": _STR,
+                "processID": _STR,
+                "type": {"type": "string", "enum": ["process"]},
+                "status": {"type": "string", "enum": ["accepted", "running", "successful", "failed", "dismissed"]},
+                "message": _nullable(_STR),
+                "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+                "created": _TIME,
+                "started": _nullable(_TIME),
+                "finished": _nullable(_TIME),
+                "updated": _TIME,
+                "inputs": {"type": "object"},
+                "requested_by": _STR,
+                "attempts": {"type": "integer"},
+                "max_attempts": {"type": "integer"},
+                "next_attempt_at": _nullable(_TIME),
+                "worker": _nullable(_STR),
+                "cancel_requested": {"type": "boolean"},
+                "error": _nullable(_STR),
+                "summary": _nullable({"type": "object"}),
+                "log": {"type": "array", "items": {"type": "object", "properties": {
+                    "at": _TIME, "level": _STR, "message": _STR}}},
+                "links": {"type": "array", "items": _ref("schemas", "Link")},
+            },
+        },
+        "JobList": {
+            "type": "object",
+            "required": ["jobs", "links"],
+            "properties": {"jobs": {"type": "array", "items": _ref("schemas", "StatusInfo")},
+                           "links": {"type": "array", "items": _ref("schemas", "Link")}},
+        },
         "DeliveryList": {
             "type": "object",
             "required": ["deliveries"],
@@ -391,6 +471,38 @@ def _parameters() -> dict[str, Any]:
             "description": "A webhook subscription's id.",
             "schema": {"type": "string", "maxLength": 200},
         },
+        "processId": {
+            "name": "process_id",
+            "in": "path",
+            "required": True,
+            "description": "A process id: `detect`.",
+            "schema": {"type": "string", "maxLength": 100},
+        },
+        "jobId": {
+            "name": "job_id",
+            "in": "path",
+            "required": True,
+            "description": "A job's id.",
+            "schema": {"type": "string", "maxLength": 128},
+        },
+        "jobStatus": {
+            "name": "status",
+            "in": "query",
+            "description": "Only jobs in these states: accepted, running, successful, failed, dismissed (comma-separated).",
+            "schema": {"type": "string", "maxLength": 2000},
+        },
+        "jobLimit": {
+            "name": "limit",
+            "in": "query",
+            "description": "How many jobs, newest first, 1..1000.",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+        },
+        "idempotencyKey": {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "description": "Send the same key again (within this user's requests) and get the same job back.",
+            "schema": {"type": "string", "maxLength": 255},
+        },
         "alertId": {
             "name": "alert_id",
             "in": "path",
@@ -407,9 +519,10 @@ _PROBLEMS = {
     "400": "Bad request: a parameter is malformed or unknown (`parameter` names it).",
     "401": "No credential, or the API key is unknown, revoked or expired.",
     "403": "The caller's role may not do this (or a session write without its CSRF token).",
-    "404": "No such alert, or not one the caller may see.",
+    "404": "No such alert, job or process, or not one the caller may see.",
     "406": "Not acceptable.",
-    "409": "The workflow does not allow this status change from the alert's current status.",
+    "409": "Conflicts with the current state: a status change the alert's workflow does not allow, cancelling a "
+    "finished job, an Idempotency-Key reused for other inputs.",
     "413": "The request body is too large.",
     "415": "The body is not JSON.",
     "422": "The body is JSON but its content is not acceptable.",
@@ -455,7 +568,7 @@ _READ = [{"ApiKey": []}, {"Session": []}]
 
 def _paths() -> dict[str, Any]:
     conditional = {"304": _ref("responses", "NotModified")}
-    alerts_tag, ogc_tag, auth_tag = ["alerts"], ["OGC API - Features"], ["login"]
+    alerts_tag, ogc_tag, auth_tag, jobs_tag = ["alerts"], ["OGC API - Features"], ["login"], ["jobs"]
     return {
         "/api/v1/alerts": {
             "get": {
@@ -532,6 +645,103 @@ def _paths() -> dict[str, Any]:
                 "operationId": "listDeliveries",
                 "summary": "The subscription's delivery log, newest first.",
                 "responses": {"200": _ok("DeliveryList"), **conditional, **_problems("403", "404")},
+            },
+        },
+        "/api/v1/processes": {
+            "get": {
+                "tags": jobs_tag,
+                "operationId": "listProcesses",
+                "summary": "The processes a job can run (analysts, admins).",
+                "responses": {"200": _ok("ProcessList"), **conditional, **_problems("403")},
+            }
+        },
+        "/api/v1/processes/{process_id}": {
+            "parameters": _params("processId"),
+            "get": {
+                "tags": jobs_tag,
+                "operationId": "describeProcess",
+                "summary": "A process with its inputs described.",
+                "responses": {"200": _ok("Process"), **conditional, **_problems("403", "404")},
+            },
+        },
+        "/api/v1/processes/{process_id}/execution": {
+            "parameters": _params("processId"),
+            "post": {
+                "tags": jobs_tag,
+                "operationId": "execute",
+                "summary": "Queue a job (always asynchronous); inputs are checked now. 201 with the job and Location.",
+                "parameters": _params("idempotencyKey"),
+                "requestBody": {"required": True, "content": {JSON: {"schema": _ref("schemas", "Execute")}}},
+                "responses": {
+                    "201": {**_ok("StatusInfo", etag=False), "description": "Queued (or, for a repeated "
+                            "Idempotency-Key, the job queued the first time).",
+                            "headers": {"Location": {"description": "The job's URL.", "schema": _STR}}},
+                    **_problems("403", "404", "409", "413", "415", "422"),
+                },
+            },
+        },
+        "/api/v1/jobs": {
+            "get": {
+                "tags": jobs_tag,
+                "operationId": "listJobs",
+                "summary": "Jobs, newest first: status, progress, message.",
+                "parameters": _params("jobStatus", "jobLimit"),
+                "responses": {"200": _ok("JobList"), **conditional, **_problems("403")},
+            }
+        },
+        "/api/v1/jobs/{job_id}": {
+            "parameters": _params("jobId"),
+            "get": {
+                "tags": jobs_tag,
+                "operationId": "getJob",
+                "summary": "One job: status, progress, summary, links to the alerts it made or changed, log.",
+                "responses": {"200": _ok("StatusInfo"), **conditional, **_problems("403", "404")},
+            },
+            "delete": {
+                "tags": jobs_tag,
+                "operationId": "dismissJob",
+                "summary": "Cancel: a queued job is dismissed now, a running one stops within seconds.",
+                "responses": {"200": _ok("StatusInfo"), **_problems("403", "404", "409")},
+            },
+        },
+        "/jobs": {
+            "get": {
+                "tags": jobs_tag,
+                "operationId": "jobsPage",
+                "summary": "The analyst's page: reprocessing form, jobs with live progress, cancel (session login).",
+                "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": _STR}}},
+                              "303": {"description": "Not logged in: to /login."}, **_problems("403")},
+            },
+            "post": {
+                "tags": jobs_tag,
+                "operationId": "jobsPageSubmit",
+                "summary": "The page's form: queue a detect job, back to the page.",
+                "requestBody": {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                    "type": "object",
+                    "required": ["west", "south", "east", "north", "start", "end"],
+                    "properties": {**{k: _STR for k in ("west", "south", "east", "north", "start", "end",
+                                                        "baseline_start", "idempotency_key", "csrf_token")}},
+                }}}},
+                "responses": {"303": {"description": "Queued: back to /jobs (or to /login)."},
+                              "400": {"description": "The page again, saying which input is wrong.",
+                                      "content": {"text/html": {"schema": _STR}}},
+                              **{k: v for k, v in _problems("403", "413").items() if k != "400"}},
+            },
+        },
+        "/jobs/{job_id}/cancel": {
+            "parameters": _params("jobId"),
+            "post": {
+                "tags": jobs_tag,
+                "operationId": "jobsPageCancel",
+                "summary": "The page's cancel button.",
+                "requestBody": {"required": False, "content": {"application/x-www-form-urlencoded": {"schema": {
+                    "type": "object", "properties": {"csrf_token": _STR}}}}},
+                "responses": {"303": {"description": "Cancelled: back to /jobs (or to /login)."},
+                              "404": {"description": "No such job (the page again).",
+                                      "content": {"text/html": {"schema": _STR}}},
+                              "409": {"description": "The job already finished (the page again).",
+                                      "content": {"text/html": {"schema": _STR}}},
+                              **_problems("403")},
             },
         },
         "/api/v1/me": {
@@ -692,7 +902,7 @@ def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "geo-monitor alerts API",
+            "title": "geo-monitor alerts and jobs API",
             "version": __version__,
             "summary": "Candidate illegal gold-mining sites in Ecuador from Sentinel-2, for enforcement and partners.",
             "description": "Poll incrementally with `updated_since` once, then the `cursor` of each response; "
@@ -701,7 +911,7 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": _READ,
-        "tags": [{"name": "alerts"}, {"name": "webhooks"}, {"name": "OGC API - Features"}, {"name": "login"}, {"name": "docs"}],
+        "tags": [{"name": "alerts"}, {"name": "webhooks"}, {"name": "jobs"}, {"name": "OGC API - Features"}, {"name": "login"}, {"name": "docs"}],
         "paths": _paths(),
         "components": {
             "securitySchemes": {

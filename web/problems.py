@@ -16,7 +16,7 @@ from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from geo_monitor.errors import ConfigError, GeoMonitorError, InvalidInputError
-from geo_monitor.store import AlertNotFoundError
+from geo_monitor.store import AlertNotFoundError, JobConflictError, JobNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ class Problem(Exception):
 #: Library error class -> HTTP status; the most specific class that matches wins (checked in order).
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (AlertNotFoundError, 404),
+    (JobNotFoundError, 404),
+    (JobConflictError, 409),  # cancelling a finished job; an idempotency key reused for other inputs
     (InvalidInputError, 400),
     (ConfigError, 500),
     (GeoMonitorError, 500),

@@ -23,7 +23,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from itertools import islice
 from typing import Any, Self
@@ -68,6 +68,10 @@ class UpsertResult:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    #: The alert ids behind each count, in batch order (not part of equality: counts compare as before).
+    new_ids: tuple[str, ...] = field(default=(), compare=False)
+    updated_ids: tuple[str, ...] = field(default=(), compare=False)
+    unchanged_ids: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def total(self) -> int:
@@ -143,7 +147,7 @@ class AlertStore:
         aborts the whole batch.
         """
         actor = _check_actor(actor)
-        counts = {"new": 0, "updated": 0, "unchanged": 0}
+        ids: dict[str, list[str]] = {"new": [], "updated": [], "unchanged": []}
         seen: set[str] = set()
         with self._write() as session:
             if run_id is not None:
@@ -156,14 +160,14 @@ class AlertStore:
                     values = detection_values(alert)  # validates the id too
                     _check_unique(alert.id, seen)
                     outcome, event = _upsert_one(session, alert.id, values, existing.get(alert.id), now, actor, run_id)
-                    counts[outcome] += 1
+                    ids[outcome].append(alert.id)
                     if event is not None:
                         events.append(event)
                 session.flush()
                 outbox.enqueue(session, events, now)  # webhooks: committed with the alerts or not at all
                 session.flush()
                 session.expunge_all()  # keep memory flat over large batches
-        return UpsertResult(**counts)
+        return UpsertResult(**{k: len(v) for k, v in ids.items()}, **{f"{k}_ids": tuple(v) for k, v in ids.items()})
 
     # --- reading ---------------------------------------------------------
 

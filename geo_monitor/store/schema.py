@@ -42,6 +42,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy import Enum as SAEnum
@@ -355,3 +356,85 @@ class WebhookDeliveryRow(Base):
         # What a dispatcher claims: pending rows whose time has come, oldest first.
         Index(None, "status", "next_attempt_at"),
     )
+
+
+class JobKind(str, Enum):
+    """What a reprocessing job does (the process ids of the jobs API)."""
+
+    DETECT = "detect"  # the mining-change pipeline over an area and window
+    REPLAY = "replay"  # the same, recomputing the change state from the baseline on
+    RETRAIN = "retrain"  # train the site model again
+
+
+class JobState(str, Enum):
+    """A job's life, with the status names of OGC API - Processes."""
+
+    ACCEPTED = "accepted"  # waiting for a worker (first time, after a retry delay, or released)
+    RUNNING = "running"  # a worker holds the lease
+    SUCCESSFUL = "successful"
+    FAILED = "failed"  # gave up: a permanent error, or max_attempts reached
+    DISMISSED = "dismissed"  # cancelled by a person
+
+
+#: States a job never leaves.
+FINAL_JOB_STATES: frozenset[JobState] = frozenset({JobState.SUCCESSFUL, JobState.FAILED, JobState.DISMISSED})
+
+
+class JobRow(Base):
+    """One reprocessing job: what to run, who asked, and where it is in the queue.
+
+    A running job is leased: ``lease_token`` names the claim that may
+    heartbeat, finish or release it, until ``lease_expires_at``; after that
+    another worker may take it over (with a new token), and the old token is
+    refused. ``scope`` is a key of what the job writes (the change state of
+    one area and window): two jobs with the same scope never run at once.
+    """
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    kind: Mapped[JobKind] = mapped_column(_enum_type(JobKind, "job_kind"))
+    parameters: Mapped[dict[str, Any]]
+    state: Mapped[JobState] = mapped_column(_enum_type(JobState, "job_state"))
+    progress: Mapped[int] = mapped_column(default=0)  # 0..100
+    message: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)  # claims counted, releases not
+    max_attempts: Mapped[int]
+    next_attempt_at: Mapped[datetime]  # an accepted job is claimable from then on
+    lease_owner: Mapped[str | None] = mapped_column(String(200))
+    lease_token: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    cancel_requested_by: Mapped[str | None] = mapped_column(String(200))
+    scope: Mapped[str | None] = mapped_column(String(128), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+    result: Mapped[dict[str, Any] | None]  # the summary of a successful job
+    error: Mapped[str | None] = mapped_column(Text)  # why the last attempt failed
+
+    __table_args__ = (
+        # Same key from the same user = the same job (NULL keys never collide).
+        UniqueConstraint("requested_by", "idempotency_key"),
+        # What claims look for: accepted jobs that are due, running jobs whose lease ran out.
+        Index(None, "state", "next_attempt_at"),
+        Index(None, "state", "lease_expires_at"),
+    )
+
+
+class JobLogRow(Base):
+    """One line of a job's log: what happened to it and when (claims, retries, progress stages, the end)."""
+
+    __tablename__ = "job_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    level: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+
+    # Declared so the unit of work inserts a new job before its first log line; never loaded implicitly.
+    job: Mapped[JobRow] = relationship(lazy="raise")
