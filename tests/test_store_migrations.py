@@ -18,9 +18,12 @@ from geo_monitor.store.schema import Base
 from conftest import cli
 from store_backends import postgres_base_url
 
+#: The latest revision (0002: SQLite's R*Tree over alert envelopes).
+HEAD = "0002"
+
 
 def test_a_migrated_database_matches_the_models(alert_store: AlertStore) -> None:
-    assert alert_store.schema_revision() == "0001"
+    assert alert_store.schema_revision() == HEAD
     assert schema_diff(alert_store.engine) == []  # what `alembic revision --autogenerate` would write: nothing
     tables = set(inspect(alert_store.engine).get_table_names())
     assert set(Base.metadata.tables) <= tables and "alembic_version" in tables
@@ -37,7 +40,7 @@ def test_the_comparison_sees_a_schema_that_drifted(alert_store: AlertStore) -> N
 
 def test_migrating_twice_changes_nothing(alert_store: AlertStore) -> None:
     alert_store.migrate()
-    assert alert_store.schema_revision() == "0001" and schema_diff(alert_store.engine) == []
+    assert alert_store.schema_revision() == HEAD and schema_diff(alert_store.engine) == []
 
 
 def test_constraints_have_their_conventional_names(alert_store: AlertStore) -> None:
@@ -79,22 +82,22 @@ def test_processes_starting_together_migrate_once(store_url: str) -> None:
         p.join(timeout=120)
     assert [p.exitcode for p in workers] == [0, 0, 0]
     with AlertStore.from_url(store_url) as store:
-        assert store.schema_revision() == "0001" and schema_diff(store.engine) == []
+        assert store.schema_revision() == HEAD and schema_diff(store.engine) == []
 
 
 def test_db_upgrade_command(tmp_path: Path) -> None:
     env = {"GEO_MONITOR_DATA_DIR": str(tmp_path / "data")}
     first = cli("db", "upgrade", env=env)
     assert first.returncode == 0, first.stderr
-    assert "upgraded from None to revision 0001" in first.stdout
+    assert f"upgraded from None to revision {HEAD}" in first.stdout
     again = cli("db", "upgrade", env=env)
-    assert again.returncode == 0 and "already at revision 0001" in again.stdout
+    assert again.returncode == 0 and f"already at revision {HEAD}" in again.stdout
     assert (tmp_path / "data" / "geo-monitor.sqlite").is_file()
 
 
 def test_migrations_ship_with_the_package() -> None:
     assert (MIGRATIONS_DIR / "env.py").is_file() and (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == ["0001_initial.py"]
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == ["0001_initial.py", "0002_sqlite_rtree.py"]
 
 
 def test_a_database_without_postgis_fails_with_a_clear_message() -> None:
@@ -118,7 +121,7 @@ def test_a_database_without_postgis_fails_with_a_clear_message() -> None:
         owner = create_engine(base.set(database=name))
         with AlertStore(owner) as store:
             store.migrate()
-            assert store.schema_revision() == "0001"
+            assert store.schema_revision() == HEAD
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

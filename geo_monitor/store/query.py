@@ -11,9 +11,10 @@ keyset of the last alert it saw never misses or repeats one.
 
 Bounding boxes intersect the real geometry on both back-ends, in SQL:
 ``ST_Intersects`` with ``ST_MakeEnvelope`` on PostGIS (GiST index); on SQLite
-the indexed envelope columns first, then an exact test for the few
-candidates whose envelope crosses the box edge (``gm_intersects_bbox``,
-a shapely function registered on every SQLite connection by ``engine``).
+an R*Tree over the envelopes (``alert_envelopes``) first, then an exact test
+for the few candidates whose envelope crosses the box edge
+(``gm_intersects_bbox``, a shapely function registered on every SQLite
+connection by ``engine``).
 Being in SQL, the exact test also makes counts and offsets exact.
 """
 
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from geo_monitor.alerts import Alert, Confidence, Legality, Priority, Status
 from geo_monitor.errors import InvalidInputError
+from geo_monitor.store import sqlite_spatial
 from geo_monitor.store.engine import SQLITE_INTERSECTS
 from geo_monitor.store.records import row_to_alert
 from geo_monitor.store.schema import ID_LENGTH, AlertRow
@@ -43,6 +45,9 @@ MAX_LIMIT = 1000
 EXPORT_PAGE = 1000
 #: Longest province name accepted in a filter (the column holds 200).
 PROVINCE_LENGTH = 200
+#: Every filter field of :class:`AlertQuery` (not its paging).
+FILTER_FIELDS = ("bbox", "first_detected_from", "first_detected_to", "updated_since", "statuses", "confidences",
+                 "priorities", "legalities", "provinces")
 
 
 @dataclass(frozen=True)
@@ -143,17 +148,46 @@ def stored_alert(row: AlertRow) -> StoredAlert:
 
 
 def query_page(session: Session, query: AlertQuery) -> AlertPage:
-    """The page of ``query``'s matches, their total count and the keyset to resume after it."""
+    """The page of ``query``'s matches, their total count and the keyset to resume after it.
+
+    The page's ids are found first and only then their rows loaded: sorting
+    thousands of matches by polling order is cheap with ids alone and costly
+    with whole rows (geometry and documents).
+    """
     dialect = session.get_bind().dialect.name
-    filters = filter_clauses(query, dialect)
-    stmt = _ordered(select(AlertRow).where(*filters, *_after_clause(query.after)))
+    walk = (
+        dialect == "sqlite"
+        and query.bbox is not None
+        and sqlite_spatial.walk_polling_index(session, query.bbox, query.limit + (query.offset or 0))
+    )
+    stmt = _ordered(select(AlertRow.id).where(*filter_clauses(query, dialect, rtree=not walk),
+                                              *_after_clause(query.after)))
+    if walk:
+        stmt = stmt.with_hint(AlertRow, f"INDEXED BY {sqlite_spatial.POLLING_INDEX}", "sqlite")
     if query.offset:
         stmt = stmt.offset(query.offset)
-    rows = list(session.scalars(stmt.limit(query.limit + 1)))  # one more says whether more follow
-    more = len(rows) > query.limit
-    items = [stored_alert(row) for row in rows[: query.limit]]
-    matched = session.scalar(select(func.count()).select_from(AlertRow).where(*filters))
-    return AlertPage(items=items, number_matched=int(matched or 0), next_after=items[-1].keyset if more else None)
+    ids = list(session.scalars(stmt.limit(query.limit + 1)))  # one more says whether more follow
+    more = len(ids) > query.limit
+    rows = {row.id: row for row in session.scalars(select(AlertRow).where(AlertRow.id.in_(ids[: query.limit])))}
+    items = [stored_alert(rows[alert_id]) for alert_id in ids[: query.limit]]
+    return AlertPage(items=items, number_matched=count_matches(session, query, dialect),
+                     next_after=items[-1].keyset if more else None)
+
+
+def count_matches(session: Session, query: AlertQuery, dialect: str) -> int:
+    """How many alerts match ``query``'s filters (paging ignored), exactly.
+
+    On SQLite a bbox-only query is counted from the R*Tree (see
+    ``sqlite_spatial.exact_count``); anything else counts the matching rows.
+    """
+    if dialect == "sqlite" and query.bbox is not None and _bbox_is_the_only_filter(query):
+        return sqlite_spatial.exact_count(session, query.bbox, _sqlite_exact(query.bbox))
+    filters = filter_clauses(query, dialect)
+    return int(session.scalar(select(func.count()).select_from(AlertRow).where(*filters)) or 0)
+
+
+def _bbox_is_the_only_filter(query: AlertQuery) -> bool:
+    return all(getattr(query, name) is None for name in FILTER_FIELDS if name != "bbox")
 
 
 def iter_stored(session: Session, query: AlertQuery, page_size: int = EXPORT_PAGE) -> Iterator[StoredAlert]:
@@ -179,11 +213,15 @@ def iter_stored(session: Session, query: AlertQuery, page_size: int = EXPORT_PAG
         session.expunge_all()  # the rows already yielded are not needed by the session any more
 
 
-def filter_clauses(query: AlertQuery, dialect: str) -> list[ColumnElement[bool]]:
-    """SQL conditions for ``query``'s filters (not its paging) on the ``dialect`` back-end."""
+def filter_clauses(query: AlertQuery, dialect: str, *, rtree: bool = True) -> list[ColumnElement[bool]]:
+    """SQL conditions for ``query``'s filters (not its paging) on the ``dialect`` back-end.
+
+    ``rtree=False`` leaves SQLite's R*Tree out of the bbox test (for a walk
+    along the polling index, which tests each row it meets instead).
+    """
     clauses: list[ColumnElement[bool]] = []
     if query.bbox is not None:
-        clauses.append(bbox_clause(query.bbox, dialect))
+        clauses.append(bbox_clause(query.bbox, dialect, rtree=rtree))
     if query.first_detected_from is not None:
         clauses.append(AlertRow.first_detected >= query.first_detected_from)
     if query.first_detected_to is not None:
@@ -203,11 +241,20 @@ def filter_clauses(query: AlertQuery, dialect: str) -> list[ColumnElement[bool]]
     return clauses
 
 
-def bbox_clause(bbox: BBox, dialect: str) -> ColumnElement[bool]:
+def bbox_clause(bbox: BBox, dialect: str, *, rtree: bool = True) -> ColumnElement[bool]:
     """Alerts whose geometry intersects ``bbox`` (W, S, E, N, EPSG:4326)."""
     west, south, east, north = bbox
     if dialect == "postgresql":
         return func.ST_Intersects(AlertRow.geometry, func.ST_MakeEnvelope(west, south, east, north, 4326))
+    exact = _sqlite_exact(bbox)
+    # The R*Tree (revision 0002) finds the candidates; it holds 32-bit floats rounded outwards,
+    # so the exact test on the alert's own (double) columns follows it.
+    return and_(sqlite_spatial.candidate_ids(bbox), exact) if rtree else exact
+
+
+def _sqlite_exact(bbox: BBox) -> ColumnElement[bool]:
+    """The exact test on an alert row: envelope overlap, then the geometry for envelopes crossing the edge."""
+    west, south, east, north = bbox
     overlaps = and_(AlertRow.maxx >= west, AlertRow.minx <= east, AlertRow.maxy >= south, AlertRow.miny <= north)
     # A non-empty geometry whose envelope lies inside the box intersects it; only the
     # envelopes crossing the box edge need the exact (slower, Python) test.
