@@ -15,8 +15,7 @@ from typing import Any
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
-from geo_monitor.errors import ConfigError, GeoMonitorError, InvalidInputError
-from geo_monitor.store import AlertNotFoundError
+from geo_monitor.errors import ConfigError, GeoMonitorError, InvalidInputError, NotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class Problem(Exception):
 
 #: Library error class -> HTTP status; the most specific class that matches wins (checked in order).
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
-    (AlertNotFoundError, 404),
+    (NotFoundError, 404),  # an alert, API key or webhook subscription
     (InvalidInputError, 400),
     (ConfigError, 500),
     (GeoMonitorError, 500),

@@ -17,7 +17,7 @@ from flask import Blueprint, Response, request
 
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.store.auth import Role
-from geo_monitor.store.outbox import EVENT_TYPES, SubscriptionNotFoundError
+from geo_monitor.store.outbox import EVENT_TYPES
 from web.auth import WEBHOOK_ROLES, current_principal, require
 from web.features import iso
 from web.params import check_known
@@ -102,10 +102,8 @@ def list_subscriptions() -> Response:
 @require(WEBHOOK_ROLES)
 def delete_subscription(subscription_id: str) -> Response:
     check_known(request_args(), ())
-    try:
-        context().store.delete_subscription(subscription_id[:200], _owner())
-    except SubscriptionNotFoundError:
-        raise Problem(404, f"no webhook subscription {subscription_id[:200]!r}") from None
+    # Another owner's subscription is "not found" too: SubscriptionNotFoundError, a 404 (web.problems).
+    context().store.delete_subscription(subscription_id[:200], _owner())
     return Response(status=204)
 
 
