@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+import ipaddress
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -44,6 +46,8 @@ _RATE_LIMIT = re.compile(
     r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*"
     r"([;,]\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*)*$"
 )
+#: A host name or an IP address (v4, or v6 with or without brackets).
+_HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]+(%\w+)?$")
 _RATE_STORAGE_SCHEMES = ("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://")
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,6 +113,11 @@ class Settings(BaseSettings):
     webhook_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait before the first retry; doubles per try.")
     webhook_backoff_max_s: float = Field(default=6 * 3600.0, gt=0, description="Cap on the wait between retries.")
     webhook_poll_s: float = Field(default=5.0, gt=0, le=3600, description="How often the dispatcher looks for due deliveries.")
+    webhook_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Webhook destinations allowed although not public (SSRF guard exceptions): host names, "
+        "IP addresses or CIDR networks, comma-separated in the environment. Default: none.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     # --- web application (issue 4) ---
@@ -178,6 +187,27 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL or a local path")
         return value
 
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_allowed_hosts(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: "127.0.0.1, hooks.example.org, 10.0.0.0/8"
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            text = entry.strip()
+            if "/" in text:
+                try:
+                    ipaddress.ip_network(text, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not a CIDR network such as 10.0.0.0/8") from None
+            elif not _HOST.match(text.strip("[]")):
+                raise ValueError(f"{entry!r} is not a host name or IP address")
+        return tuple(entry.strip() for entry in value)
+
     @field_validator("rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -230,7 +260,7 @@ class Settings(BaseSettings):
         return None
 
     def public_view(self) -> dict[str, Any]:
-        """Settings as shown by ``geo-monitor info``: derived values filled in, secrets masked."""
+        """Every setting as shown by ``geo-monitor info``: derived values filled in, secrets masked."""
         return {
             "data_dir": str(self.resolved_data_dir),
             "database_url": _mask_password(self.resolved_database_url),
@@ -243,8 +273,15 @@ class Settings(BaseSettings):
             "sample_dir": str(self.resolved_sample_dir),
             "context_dir": str(self.resolved_context_dir),
             "models_dir": str(self.models_dir),
+            **{f"{layer}_path": _path_or_none(getattr(self, f"{layer}_path")) for layer in CONTEXT_LAYERS},
             "log_level": self.log_level,
             "log_format": self.log_format,
+            "webhook_timeout_s": self.webhook_timeout_s,
+            "webhook_max_attempts": self.webhook_max_attempts,
+            "webhook_backoff_s": self.webhook_backoff_s,
+            "webhook_backoff_max_s": self.webhook_backoff_max_s,
+            "webhook_poll_s": self.webhook_poll_s,
+            "webhook_allowed_hosts": list(self.webhook_allowed_hosts) or "(none: public addresses only)",
             "secret_key": "***" if self.secret_key else "(generated in data_dir)",
             "public_read": self.public_read,
             "rate_limit": self.rate_limit,
@@ -252,6 +289,10 @@ class Settings(BaseSettings):
             "max_request_bytes": self.max_request_bytes,
             "session_cookie_secure": self.session_cookie_secure,
         }
+
+
+def _path_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path.expanduser().resolve())
 
 
 def _mask_password(url: str) -> str:
