@@ -478,6 +478,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-api", help="where filled stores are kept")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--fill-only", action="store_true", help="fill (or check) the stores, measure nothing")
     args = parser.parse_args()
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -485,6 +486,9 @@ def main() -> None:
     results = []
     for backend in args.backend:
         url = sqlite_url(args.work) if backend == "sqlite" else args.postgres_url
+        if args.fill_only:
+            filled_store(backend, url, args.work, args.alerts, args.seed).dispose()
+            continue
         result = run_backend(backend, url, args)
         results.append(result)
         print(json.dumps(result, indent=1), flush=True)

@@ -17,12 +17,10 @@ queries here:
   few alerts, fetching them through the R*Tree and sorting is cheapest; for a
   box holding many, walking the ``(updated_at, id)`` index and testing each
   row finds a page after ``limit * total / matches`` rows, much sooner than
-  fetching every match (:func:`walk_polling_index`).
+  fetching every match (``query.query_page`` chooses, with :func:`table_size`).
 """
 
 from __future__ import annotations
-
-import math
 
 from sqlalchemy import ColumnElement, and_, column, func, not_, select, table
 from sqlalchemy.orm import Session
@@ -70,15 +68,6 @@ def exact_count(session: Session, bbox: BBox, exact: ColumnElement[bool]) -> int
     return int(session.scalar(select(surely + crossing)) or 0)
 
 
-def walk_polling_index(session: Session, bbox: BBox, limit: int) -> bool:
-    """Whether a page of ``limit`` for ``bbox`` is found sooner walking the polling index than via the R*Tree.
-
-    Walking reads about ``limit * total / candidates`` rows; the R*Tree way
-    looks up every candidate, so walking wins past ``sqrt(limit * total)``
-    candidates. ``total`` is the key table's largest key (an upper bound,
-    read in O(log n)). Both counts come from the R*Tree side, in well
-    under a millisecond.
-    """
-    total = session.scalar(select(func.max(ENVELOPE_KEYS.c.key))) or 0
-    candidates = session.scalar(select(func.count()).select_from(ENVELOPES).where(overlapping(bbox))) or 0
-    return candidates > math.sqrt(limit * total)
+def table_size(session: Session) -> int:
+    """About how many alerts are stored: the key table's largest key (an upper bound, read in O(log n))."""
+    return int(session.scalar(select(func.max(ENVELOPE_KEYS.c.key))) or 0)
