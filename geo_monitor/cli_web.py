@@ -4,7 +4,8 @@ Registered on the main group by :mod:`geo_monitor.cli`. The app is built
 here from settings (the command line is the one place that wires the
 library to ``web``). Waitress is pure Python and runs the same on Linux,
 macOS and Windows; for several processes on one host use gunicorn with
-``web:create_app()`` and a shared ``rate_limit_storage_uri`` (Redis).
+``web.wsgi:app`` (``--worker-class gthread``; see docs/performance.md for the
+measured settings) and a shared ``rate_limit_storage_uri`` (Redis).
 """
 
 from __future__ import annotations

@@ -19,6 +19,14 @@ class InvalidInputError(GeoMonitorError, ValueError):
     """A bbox, date, geometry or other parameter given by a user is not acceptable."""
 
 
+class NotFoundError(InvalidInputError, LookupError):
+    """What a user named (an alert, an API key, a webhook subscription) does not exist, or not for them.
+
+    Still an :class:`InvalidInputError` (code that refuses bad input keeps
+    refusing it) and a :class:`LookupError`; the web layer answers it with 404.
+    """
+
+
 class CatalogError(GeoMonitorError):
     """A STAC catalog or API cannot be opened or is not valid STAC."""
 

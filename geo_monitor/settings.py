@@ -10,15 +10,17 @@ work starts.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -45,6 +47,8 @@ _RATE_LIMIT = re.compile(
     r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*"
     r"([;,]\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*)*$"
 )
+#: A host name or an IP address (v4, or v6 with or without brackets).
+_HOST = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?\.?)+$|^[0-9A-Fa-f:.]+(%\w+)?$")
 _RATE_STORAGE_SCHEMES = ("memory://", "redis://", "rediss://", "redis+sentinel://", "redis+cluster://")
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -124,6 +128,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="http(s) URL prefixes a job's catalog may start with (e.g. a STAC API); default none.",
     )
+    webhook_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Webhook destinations allowed although not public (SSRF guard exceptions): host names, "
+        "IP addresses or CIDR networks, comma-separated in the environment. Default: none.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     # --- web application (issue 4) ---
@@ -202,6 +211,27 @@ class Settings(BaseSettings):
                 raise ValueError(f"{prefix!r} must be an http(s) URL prefix with a host and no credentials")
         return value
 
+    @field_validator("webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_allowed_hosts(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: "127.0.0.1, hooks.example.org, 10.0.0.0/8"
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _check_allowed_hosts(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            text = entry.strip()
+            if "/" in text:
+                try:
+                    ipaddress.ip_network(text, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not a CIDR network such as 10.0.0.0/8") from None
+            elif not _HOST.match(text.strip("[]")):
+                raise ValueError(f"{entry!r} is not a host name or IP address")
+        return tuple(entry.strip() for entry in value)
+
     @field_validator("rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
@@ -260,7 +290,7 @@ class Settings(BaseSettings):
         return None
 
     def public_view(self) -> dict[str, Any]:
-        """Settings as shown by ``geo-monitor info``: derived values filled in, secrets masked."""
+        """Every setting as shown by ``geo-monitor info``: derived values filled in, secrets masked."""
         return {
             "data_dir": str(self.resolved_data_dir),
             "database_url": _mask_password(self.resolved_database_url),
@@ -275,8 +305,21 @@ class Settings(BaseSettings):
             "models_dir": str(self.models_dir),
             "job_allowed_roots": [str(root) for root in self.resolved_job_roots],
             "job_allowed_url_prefixes": list(self.job_allowed_url_prefixes),
+            "job_lease_s": self.job_lease_s,
+            "job_max_attempts": self.job_max_attempts,
+            "job_backoff_s": self.job_backoff_s,
+            "job_backoff_max_s": self.job_backoff_max_s,
+            "job_poll_s": self.job_poll_s,
+            "job_max_area_km2": self.job_max_area_km2,
+            **{f"{layer}_path": _path_or_none(getattr(self, f"{layer}_path")) for layer in CONTEXT_LAYERS},
             "log_level": self.log_level,
             "log_format": self.log_format,
+            "webhook_timeout_s": self.webhook_timeout_s,
+            "webhook_max_attempts": self.webhook_max_attempts,
+            "webhook_backoff_s": self.webhook_backoff_s,
+            "webhook_backoff_max_s": self.webhook_backoff_max_s,
+            "webhook_poll_s": self.webhook_poll_s,
+            "webhook_allowed_hosts": list(self.webhook_allowed_hosts) or "(none: public addresses only)",
             "secret_key": "***" if self.secret_key else "(generated in data_dir)",
             "public_read": self.public_read,
             "rate_limit": self.rate_limit,
@@ -284,6 +327,10 @@ class Settings(BaseSettings):
             "max_request_bytes": self.max_request_bytes,
             "session_cookie_secure": self.session_cookie_secure,
         }
+
+
+def _path_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path.expanduser().resolve())
 
 
 def _mask_password(url: str) -> str:

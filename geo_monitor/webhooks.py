@@ -19,8 +19,10 @@ until ``webhook_max_attempts``. Nothing here knows Flask.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import time
@@ -34,6 +36,7 @@ from geo_monitor import __version__
 from geo_monitor.settings import Settings
 from geo_monitor.store import AlertStore
 from geo_monitor.store.outbox import ClaimedDelivery, RetryPolicy
+from geo_monitor.webhook_targets import STRICT, DestinationPolicy, guarded_connect
 
 log = logging.getLogger(__name__)
 
@@ -94,10 +97,20 @@ class SendResult:
     error: str | None
 
 
-def post(url: str, headers: Mapping[str, str], body: bytes, timeout_s: float) -> SendResult:
-    """POST ``body``; any 2xx is delivered, everything else (3xx too: no redirects followed) an error."""
+def post(
+    url: str, headers: Mapping[str, str], body: bytes, timeout_s: float, policy: DestinationPolicy = STRICT
+) -> SendResult:
+    """POST ``body``; any 2xx is delivered, everything else (3xx too: no redirects followed) an error.
+
+    The connection goes only to an address ``policy`` allows (public ones;
+    see ``webhook_targets``), checked at connect time; a refused destination
+    is an error like a refused connection. No proxy from the environment is
+    used: through a proxy the destination's address could not be checked.
+    """
     request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")
-    opener = urllib.request.build_opener(_NoRedirect())
+    opener = urllib.request.build_opener(
+        urllib.request.ProxyHandler({}), _NoRedirect(), _GuardedHTTPHandler(policy), _GuardedHTTPSHandler(policy)
+    )
     try:
         with opener.open(request, timeout=timeout_s) as response:
             code = response.status
@@ -110,6 +123,37 @@ def post(url: str, headers: Mapping[str, str], body: bytes, timeout_s: float) ->
     except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, DNS, timeout, bad URL
         reason = getattr(exc, "reason", exc)
         return SendResult(None, f"{type(exc).__name__}: {reason}")
+
+
+class _GuardedHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args: Any, policy: DestinationPolicy, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = guarded_connect(policy)  # type: ignore[method-assign]
+
+
+class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args: Any, policy: DestinationPolicy, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._create_connection = guarded_connect(policy)  # type: ignore[method-assign]
+
+
+class _GuardedHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, policy: DestinationPolicy) -> None:
+        super().__init__()
+        self._policy = policy
+
+    def http_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(_GuardedHTTPConnection, policy=self._policy), req)
+
+
+class _GuardedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, policy: DestinationPolicy) -> None:
+        super().__init__()
+        self._policy = policy
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        return self.do_open(functools.partial(_GuardedHTTPSConnection, policy=self._policy), req,
+                            context=self._context)  # type: ignore[attr-defined]
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -129,14 +173,16 @@ class Dispatcher:
         *,
         timeout_s: float = 10.0,
         batch: int = 20,
-        send: Callable[[str, Mapping[str, str], bytes, float], SendResult] = post,
+        send: Callable[[str, Mapping[str, str], bytes, float], SendResult] | None = None,
         clock: Callable[[], float] = time.time,
+        destinations: DestinationPolicy = STRICT,
     ) -> None:
+        """``destinations``: which non-public addresses deliveries may go to anyway (none by default)."""
         self.store = store
         self.policy = policy
         self.timeout_s = timeout_s
         self.batch = batch
-        self._send = send
+        self._send = send or functools.partial(post, policy=destinations)
         self._clock = clock
 
     @classmethod
@@ -147,7 +193,8 @@ class Dispatcher:
             backoff_max_s=settings.webhook_backoff_max_s,
             lease_s=settings.webhook_timeout_s + 60.0,
         )
-        return cls(store, policy, timeout_s=settings.webhook_timeout_s, **kwargs)
+        destinations = DestinationPolicy.from_entries(settings.webhook_allowed_hosts)
+        return cls(store, policy, timeout_s=settings.webhook_timeout_s, destinations=destinations, **kwargs)
 
     def run_once(self) -> dict[str, int]:
         """Send every delivery due now (batch after batch); count the outcomes."""

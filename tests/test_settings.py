@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from geo_monitor.errors import ConfigError
-from geo_monitor.settings import CONFIG_ENV, CONTEXT_LAYERS, ENV_PREFIX, load_settings
+from geo_monitor.settings import CONFIG_ENV, CONTEXT_LAYERS, ENV_PREFIX, Settings, load_settings
 
 #: Variables outside the GEO_MONITOR_ prefix that settings read too.
 ALIASES = ("DATABASE_URL", "DASK_SCHEDULER_ADDRESS")
@@ -174,3 +174,16 @@ def test_job_url_prefixes_must_be_http_urls_with_a_host_and_no_credentials(prefi
 
 def test_job_lease_must_be_at_least_a_second() -> None:
     assert "job_lease_s" in _one_line_config_error(GEO_MONITOR_JOB_LEASE_S="0.1")
+
+
+def test_info_shows_every_setting_and_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEO_MONITOR_SECRET_KEY", "k" * 40)
+    monkeypatch.setenv("GEO_MONITOR_RATE_LIMIT_STORAGE_URI", "redis://cache:hunter2@redis.internal:6379")
+    monkeypatch.setenv("GEO_MONITOR_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1,10.0.0.0/8")
+    view = load_settings().public_view()
+    missing = set(Settings.model_fields) - set(view)
+    assert missing == set(), f"geo-monitor info does not show {sorted(missing)}"
+    assert view["webhook_allowed_hosts"] == ["127.0.0.1", "10.0.0.0/8"]
+    assert view["webhook_max_attempts"] == 8 and view["rate_limit"] == "600/minute"
+    text = repr(view)
+    assert "k" * 40 not in text and "hunter2" not in text

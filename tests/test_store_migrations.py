@@ -18,8 +18,8 @@ from geo_monitor.store.schema import Base
 from conftest import cli
 from store_backends import postgres_base_url
 
-#: The latest revision (0002 added the job queue).
-HEAD = "0002"
+#: The latest revision (0002 added the job queue, 0003 SQLite's R*Tree over alert envelopes).
+HEAD = "0003"
 
 
 def test_a_migrated_database_matches_the_models(alert_store: AlertStore) -> None:
@@ -108,7 +108,8 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
 
 def test_migrations_ship_with_the_package() -> None:
     assert (MIGRATIONS_DIR / "env.py").is_file() and (MIGRATIONS_DIR / "script.py.mako").is_file()
-    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == ["0001_initial.py", "0002_jobs.py"]
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == [
+        "0001_initial.py", "0002_jobs.py", "0003_sqlite_rtree.py"]
 
 
 def test_a_database_without_postgis_fails_with_a_clear_message() -> None:

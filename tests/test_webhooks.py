@@ -16,12 +16,19 @@ from geo_monitor.alerts import Context, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.store import AlertQuery, AlertStore
 from geo_monitor.store.outbox import RetryPolicy, SubscriptionNotFoundError
+from geo_monitor.webhook_targets import DestinationPolicy
 from geo_monitor.webhooks import Dispatcher, WebhookVerificationError, sign, verify_signature
 
 from alert_samples import AGENT, PIPELINE, grown, make_alert
 from conftest import cli
 
 FAST = RetryPolicy(max_attempts=3, backoff_s=0.2, backoff_max_s=1.0, lease_s=30.0)
+#: The receivers here listen on loopback, which the SSRF guard refuses unless allowed.
+LOOPBACK = DestinationPolicy.from_entries(["127.0.0.1"])
+
+
+def loopback_dispatcher(store: AlertStore, policy: RetryPolicy, **kwargs: Any) -> Dispatcher:
+    return Dispatcher(store, policy, destinations=LOOPBACK, **kwargs)
 
 
 class Receiver:
@@ -121,7 +128,7 @@ def test_alert_changes_are_delivered_signed_with_their_events(alert_store: Alert
     alert_store.upsert_alerts([grown(alert)], actor=PIPELINE)
     alert_store.change_status("gm-a", Status.UNDER_REVIEW, actor=AGENT, note="patrol Monday")
 
-    counts = Dispatcher(alert_store, FAST).run_once()
+    counts = loopback_dispatcher(alert_store, FAST).run_once()
 
     assert counts == {"delivered": 3, "retry": 0, "failed": 0} and receiver.rejected == []
     events = [r["event"] for r in receiver.received]
@@ -135,7 +142,7 @@ def test_alert_changes_are_delivered_signed_with_their_events(alert_store: Alert
     assert len(set(ids)) == 3 and all(i.startswith("msg_") for i in ids)
     log = alert_store.deliveries(sub["id"])
     assert {d["status"] for d in log} == {"delivered"} and {d["response_code"] for d in log} == {204}
-    assert Dispatcher(alert_store, FAST).run_once() == {"delivered": 0, "retry": 0, "failed": 0}
+    assert loopback_dispatcher(alert_store, FAST).run_once() == {"delivered": 0, "retry": 0, "failed": 0}
 
 
 def test_filters_event_types_and_key_scope_decide_who_hears_what(alert_store: AlertStore) -> None:
@@ -213,7 +220,7 @@ def test_a_failing_receiver_is_retried_with_growing_backoff(alert_store: AlertSt
         _, sub = subscribe(alert_store, failing.url)
         failing.secret = sub["secret"]
         alert_store.upsert_alerts([make_alert("gm-a")], actor=PIPELINE)
-        dispatcher = Dispatcher(alert_store, RetryPolicy(max_attempts=5, backoff_s=0.4, backoff_max_s=10.0))
+        dispatcher = loopback_dispatcher(alert_store, RetryPolicy(max_attempts=5, backoff_s=0.4, backoff_max_s=10.0))
         attempts_at: list[float] = []
         while not failing.received:
             before = failing.calls
@@ -237,7 +244,7 @@ def test_a_receiver_that_never_answers_well_ends_failed_with_its_last_error(aler
     try:
         _, sub = subscribe(alert_store, down.url)
         alert_store.upsert_alerts([make_alert("gm-a")], actor=PIPELINE)
-        dispatcher = Dispatcher(alert_store, FAST)
+        dispatcher = loopback_dispatcher(alert_store, FAST)
         wait_until(lambda: dispatcher.run_once() and alert_store.deliveries(sub["id"])[0]["status"] == "failed")
         [delivery] = alert_store.deliveries(sub["id"])
         assert delivery["attempts"] == 3 and delivery["response_code"] == 500
@@ -249,7 +256,7 @@ def test_a_receiver_that_never_answers_well_ends_failed_with_its_last_error(aler
 def test_unreachable_receivers_are_errors_not_crashes(alert_store: AlertStore) -> None:
     _, sub = subscribe(alert_store, "http://127.0.0.1:9/closed-port")
     alert_store.upsert_alerts([make_alert("gm-a")], actor=PIPELINE)
-    assert Dispatcher(alert_store, FAST, timeout_s=2).run_once() == {"delivered": 0, "retry": 1, "failed": 0}
+    assert loopback_dispatcher(alert_store, FAST, timeout_s=2).run_once() == {"delivered": 0, "retry": 1, "failed": 0}
     [delivery] = alert_store.deliveries(sub["id"])
     assert delivery["status"] == "pending" and delivery["response_code"] is None and delivery["last_error"]
 
@@ -267,7 +274,7 @@ def test_pending_deliveries_survive_a_restart(store_url: str, receiver: Receiver
         [lost] = first.claim_deliveries(RetryPolicy(lease_s=0.3), limit=1)
 
     with AlertStore.from_url(store_url) as second:  # a new process: new store, new dispatcher
-        dispatcher = Dispatcher(second, FAST)
+        dispatcher = loopback_dispatcher(second, FAST)
         assert dispatcher.run_once()["delivered"] == 2  # the unclaimed two at once
         time.sleep(0.35)  # the dead dispatcher's lease runs out
         assert dispatcher.run_once()["delivered"] == 1
@@ -282,7 +289,7 @@ def test_two_dispatchers_never_send_the_same_delivery_twice(alert_store: AlertSt
     receiver.secret = sub["secret"]
     alert_store.upsert_alerts([make_alert(f"gm-{i:03d}", at=(-78.0 + i * 0.005, -1.0)) for i in range(60)],
                               actor=PIPELINE)
-    dispatchers = [Dispatcher(alert_store, FAST, batch=5) for _ in range(3)]
+    dispatchers = [loopback_dispatcher(alert_store, FAST, batch=5) for _ in range(3)]
     threads = [threading.Thread(target=d.run_once) for d in dispatchers]
     for t in threads:
         t.start()
@@ -299,7 +306,8 @@ def test_webhooks_deliver_command(store_url: str, receiver: Receiver, tmp_path: 
         receiver.secret = sub["secret"]
         store.upsert_alerts([make_alert("gm-a")], actor=PIPELINE)
     result = cli("webhooks", "deliver", "--once",
-                 env={"GEO_MONITOR_DATABASE_URL": store_url, "GEO_MONITOR_DATA_DIR": str(tmp_path)})
+                 env={"GEO_MONITOR_DATABASE_URL": store_url, "GEO_MONITOR_DATA_DIR": str(tmp_path),
+                      "GEO_MONITOR_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1"})
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "delivered=1 retry=0 failed=0"
     assert [r["event"]["type"] for r in receiver.received] == ["alert.created"]

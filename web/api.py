@@ -18,9 +18,8 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from geo_monitor.alerts import Status
-from geo_monitor.errors import InvalidInputError
+from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.exports import FORMATS, write_export
-from geo_monitor.store import AlertNotFoundError
 from geo_monitor.store.query import AlertPage, AlertQuery, StoredAlert
 from web.auth import READ_ROLES, WORKFLOW_ROLES, actor_name, csrf_token, current_principal, require
 from web.features import alert_feature, history_entry
@@ -105,8 +104,8 @@ def patch_alert(alert_id: str) -> Response:
     if "status" in changes:
         try:
             store.change_status(stored.alert.id, changes["status"], actor, note=note)
-        except AlertNotFoundError:
-            raise
+        except NotFoundError:
+            raise  # 404, mapped in web.problems
         except InvalidInputError as exc:
             # The body was valid (checked above), so what is left is the workflow refusing this step.
             raise Problem(409, str(exc)) from None

@@ -15,8 +15,8 @@ from typing import Any
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
-from geo_monitor.errors import ConfigError, GeoMonitorError, InvalidInputError
-from geo_monitor.store import AlertNotFoundError, JobConflictError, JobNotFoundError
+from geo_monitor.errors import ConfigError, GeoMonitorError, InvalidInputError, NotFoundError
+from geo_monitor.store import JobConflictError, JobNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class Problem(Exception):
 
 #: Library error class -> HTTP status; the most specific class that matches wins (checked in order).
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
-    (AlertNotFoundError, 404),
+    (NotFoundError, 404),  # an alert, API key or webhook subscription
     (JobNotFoundError, 404),
     (JobConflictError, 409),  # cancelling a finished job; an idempotency key reused for other inputs
     (InvalidInputError, 400),

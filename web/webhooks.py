@@ -17,7 +17,8 @@ from flask import Blueprint, Response, request
 
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.store.auth import Role
-from geo_monitor.store.outbox import EVENT_TYPES, SubscriptionNotFoundError
+from geo_monitor.store.outbox import EVENT_TYPES
+from geo_monitor.webhook_targets import DestinationPolicy, check_destination
 from web.auth import WEBHOOK_ROLES, current_principal, require
 from web.features import iso
 from web.params import check_known
@@ -54,8 +55,11 @@ def create_subscription() -> Response:
     body = _body()
     filters = body.get("filters") or {}
     query = filters_query({name: [value] for name, value in filters.items()})
+    ctx = context()
     try:
-        created = context().store.create_subscription(
+        # SSRF guard: no subscription to a loopback/private/link-local/... address (deliveries check again).
+        check_destination(body["url"], DestinationPolicy.from_entries(ctx.settings.webhook_allowed_hosts))
+        created = ctx.store.create_subscription(
             principal.id, body["url"], filters=query, event_types=body.get("event_types")
         )
     except InvalidInputError as exc:
@@ -102,10 +106,8 @@ def list_subscriptions() -> Response:
 @require(WEBHOOK_ROLES)
 def delete_subscription(subscription_id: str) -> Response:
     check_known(request_args(), ())
-    try:
-        context().store.delete_subscription(subscription_id[:200], _owner())
-    except SubscriptionNotFoundError:
-        raise Problem(404, f"no webhook subscription {subscription_id[:200]!r}") from None
+    # Another owner's subscription is "not found" too: SubscriptionNotFoundError, a 404 (web.problems).
+    context().store.delete_subscription(subscription_id[:200], _owner())
     return Response(status=204)
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
-from geo_monitor.errors import InvalidInputError
+from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.settings import Settings
 from geo_monitor.store import auth, migrate, outbox
 from geo_monitor.store.auth import Principal, Role
@@ -57,8 +57,8 @@ ALERT_WRITE_LOCK = 0x676D2D616C657274
 UPSERT_CHUNK = 500
 
 
-class AlertNotFoundError(InvalidInputError, LookupError):
-    """No alert has the given id (an :class:`InvalidInputError` until errors.py has a not-found class)."""
+class AlertNotFoundError(NotFoundError):
+    """No alert has the given id."""
 
 
 @dataclass(frozen=True)

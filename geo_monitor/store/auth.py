@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from geo_monitor.errors import InvalidInputError
+from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.store.records import coerce_enum
 from geo_monitor.store.schema import ApiKeyRow, Role, UserRow
 
@@ -61,7 +61,7 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32
 _DUMMY_KEY_HASH = hashlib.sha256(b"no such key").hexdigest()
 
 
-class ApiKeyNotFoundError(InvalidInputError, LookupError):
+class ApiKeyNotFoundError(NotFoundError):
     """No API key has the given id."""
 
 

@@ -20,8 +20,9 @@ are answered in SQL on both back-ends (see ``query``).
 
 Python's ``sqlite3`` normally issues BEGIN itself (and not before SELECTs);
 it is switched off here so SQLAlchemy's ``begin`` event can issue the right
-BEGIN. Other back-ends (PostgreSQL) get a plain engine; the execution option
-that asks for an immediate transaction is ignored there.
+BEGIN. PostgreSQL connections turn off JIT and parallel query for their
+session (see :func:`_tune_postgresql_connection`); the execution option that
+asks for an immediate transaction is ignored there.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ SQLITE_BEGIN = "geo_monitor_sqlite_begin"
 def make_engine(url: str | URL, **engine_options: Any) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout, foreign keys and explicit BEGINs."""
     parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = create_engine(parsed, pool_pre_ping=True, **engine_options)
+        event.listen(engine, "connect", _tune_postgresql_connection)
+        return engine
     if parsed.get_backend_name() != "sqlite":
         return create_engine(parsed, pool_pre_ping=True, **engine_options)
     _ensure_parent_dir(parsed)
@@ -82,6 +87,20 @@ def _tune_sqlite_connection(dbapi_connection: Any, _record: Any) -> None:
     finally:
         cursor.close()
     dbapi_connection.create_function(SQLITE_INTERSECTS, 5, _intersects_bbox, deterministic=True)
+
+
+def _tune_postgresql_connection(dbapi_connection: Any, _record: Any) -> None:
+    # The store asks many small queries at once (web workers). PostgreSQL's JIT compiles any
+    # query its cost model finds large, and PostGIS functions cost a lot in that model: a
+    # bbox count spent ~50 ms compiling to run in ~30. Parallel workers only add start-up
+    # time when every core already serves a request. Both for this session only.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SET jit = off")
+        cursor.execute("SET max_parallel_workers_per_gather = 0")
+    finally:
+        cursor.close()
+    dbapi_connection.commit()
 
 
 def _intersects_bbox(geojson: str | None, west: float, south: float, east: float, north: float) -> int:

@@ -40,8 +40,11 @@ logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 #: Advisory lock key serialising schema upgrades on PostgreSQL ("gm-schem").
 SCHEMA_LOCK = 0x676D2D736368656D
-#: Tables in the database that are not the store's (PostGIS's, Alembic's own).
+#: Tables in the database that are not the store's models (PostGIS's, Alembic's own).
 FOREIGN_TABLES = frozenset({"spatial_ref_sys", "alembic_version"})
+#: SQLite's R*Tree over alert envelopes (revision 0003): the key table, the virtual table and its
+#: shadow tables (``_node``, ``_rowid``, ``_parent``). Written by triggers, never by the models.
+SQLITE_INDEX_TABLE_PREFIX = "alert_envelope"
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -83,13 +86,14 @@ def object_filter(dialect: str) -> Callable[..., bool]:
     """Alembic ``include_object`` for ``dialect``: leave out what does not exist there.
 
     The GiST index is declared ``ddl_if(dialect="postgresql")``, which
-    Alembic does not read, so a SQLite comparison would call it missing; and
-    PostGIS's own ``spatial_ref_sys`` table is not ours to drop.
+    Alembic does not read, so a SQLite comparison would call it missing;
+    PostGIS's own ``spatial_ref_sys`` table is not ours to drop; SQLite's
+    R*Tree tables are a migration's (0003), not the models'.
     """
 
     def include(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
         if type_ == "table" and reflected and compare_to is None:
-            return name not in FOREIGN_TABLES
+            return name not in FOREIGN_TABLES and not (name or "").startswith(SQLITE_INDEX_TABLE_PREFIX)
         ddl_if = getattr(obj, "_ddl_if", None)
         return ddl_if is None or ddl_if.dialect is None or ddl_if.dialect == dialect
 

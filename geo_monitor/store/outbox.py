@@ -35,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo_monitor.alerts import Alert
-from geo_monitor.errors import InvalidInputError
+from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.store.query import AlertQuery
 from geo_monitor.store.records import json_ready, row_to_alert
 from geo_monitor.store.schema import (
@@ -56,7 +56,7 @@ URL_LENGTH = 2000
 ERROR_LENGTH = 500
 
 
-class SubscriptionNotFoundError(InvalidInputError, LookupError):
+class SubscriptionNotFoundError(NotFoundError):
     """No subscription with that id belongs to the caller."""
 
 

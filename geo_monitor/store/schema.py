@@ -29,7 +29,7 @@ from enum import Enum
 from typing import Any
 
 import shapely
-from shapely.geometry import mapping, shape
+from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import (
     JSON,
@@ -134,7 +134,8 @@ class GeoJSONGeometry(TypeDecorator[BaseGeometry]):
         return None if value is None else json.dumps(mapping(value), separators=(",", ":"))
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> BaseGeometry | None:
-        return None if value is None else shape(json.loads(value))
+        # GEOS's GeoJSON reader: exact like json + shape(), at half the cost (this runs per row read).
+        return None if value is None else shapely.from_geojson(value)
 
 
 class PostGISGeometry(UserDefinedType[BaseGeometry]):
