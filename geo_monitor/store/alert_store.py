@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.settings import Settings
-from geo_monitor.store import auth, migrate, outbox
+from geo_monitor.store import auth, map_points, migrate, outbox
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
 from geo_monitor.store.records import (
@@ -246,6 +246,16 @@ class AlertStore:
     def count(self) -> int:
         with self._read() as session:
             return int(session.scalar(select(func.count()).select_from(AlertRow)) or 0)
+
+    def map_points(self, query: AlertQuery) -> map_points.MapPoints:
+        """Every alert matching ``query``'s filters as compact points, most urgent first (the map's layer)."""
+        with self._read() as session:
+            return map_points.map_points(session, query)
+
+    def version(self) -> map_points.StoreVersion:
+        """Alert count and latest ``updated_at``: changes whenever any alert does (a cache key)."""
+        with self._read() as session:
+            return map_points.store_version(session)
 
     # --- human workflow --------------------------------------------------
 
