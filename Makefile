@@ -13,6 +13,9 @@ GEO := $(BIN)/geo-monitor
 INSTALLED := $(VENV)/.geo-monitor-installed
 # Where `make demo` keeps what it printed (the sample area itself goes where settings say: var/sample by default).
 DEMO_DIR ?= var/demo
+# Where `make demo` serves the map at the end (DEMO_SERVE=0: stop after printing the results instead).
+DEMO_PORT ?= 8000
+DEMO_SERVE ?= 1
 # Extra options for `geo-monitor sample-data`, e.g. SAMPLE_ARGS='--preset small'.
 SAMPLE_ARGS ?=
 # Extra options for pytest, e.g. PYTEST_ARGS='-k cli -x'.
@@ -25,7 +28,8 @@ MO_FILES := $(patsubst %.po,%.mo,$(wildcard web/translations/*/LC_MESSAGES/messa
 
 .PHONY: demo test install clean messages
 
-## demo: build the SYNTHETIC sample area, run the detection pipeline on it, score it, print where the results are.
+## demo: build the SYNTHETIC sample area, run the detection pipeline on it, score it, print where the results are,
+## then serve the map with the alerts on http://localhost:$(DEMO_PORT)/ (Ctrl+C stops; a login is printed).
 demo: install
 	@mkdir -p $(DEMO_DIR)
 	$(GEO) sample-data $(SAMPLE_ARGS) > $(DEMO_DIR)/sample-data.txt
@@ -42,7 +46,11 @@ demo: install
 	@echo "Scorecard against the sample's ground truth (SYNTHETIC data, not an accuracy on real imagery):"
 	@sed 's/^/  /' $(DEMO_DIR)/evaluation.txt
 	@echo "  settings, paths   $(GEO) info"
-	@echo "Not yet: map viewer, partner API, jobs (issues 4-6)."
+	@echo
+ifeq ($(DEMO_SERVE),1)
+	@echo "Map of the alerts: open http://localhost:$(DEMO_PORT)/ and log in with the user and password printed below."
+	$(GEO) serve --port $(DEMO_PORT) --demo-user demo
+endif
 
 ## test: install what the tests need and run the whole suite (fails when pytest fails).
 test: install

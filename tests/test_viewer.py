@@ -348,3 +348,14 @@ def test_catalogs_are_compiled_when_the_po_is_newer(tmp_path: Path) -> None:
 
     with po.with_suffix(".mo").open("rb") as handle:
         assert gettext.GNUTranslations(handle).gettext("Map") == "Mapa"
+
+
+def test_demo_login_is_created_then_given_a_fresh_password(alert_store: AlertStore) -> None:
+    from geo_monitor.cli_web import _demo_login
+
+    first = _demo_login(alert_store, "demo")
+    principal = alert_store.verify_user("demo", first)
+    assert principal is not None and principal.role.value == "agent"
+    second = _demo_login(alert_store, "demo")  # a second `make demo`: same user, new password
+    assert second != first
+    assert alert_store.verify_user("demo", first) is None and alert_store.verify_user("demo", second) is not None

@@ -154,6 +154,14 @@ def set_language(code: str) -> Response:
     return response
 
 
+@viewer.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it on every page (the login form too); a 404 there is a console error."""
+    path = viewer.root_path + "/static/favicon.svg"
+    with open(path, "rb") as handle:
+        return bytes_response(handle.read(), "image/svg+xml", cache_control="public, max-age=86400")
+
+
 # --- data for the map ------------------------------------------------------------------
 
 

@@ -332,6 +332,11 @@ class AlertStore:
         with self._write() as session:
             auth.create_user(session, username, password, role, self._clock())
 
+    def set_password(self, username: str, password: str) -> None:
+        """Give an existing user a new password (``geo-monitor serve --demo-user`` resets its demo login)."""
+        with self._write(serialise=False) as session:
+            auth.set_password(session, username, password)
+
     def verify_user(self, username: str, password: str) -> Principal | None:
         """The user's principal when the password matches; None otherwise."""
         with self._read() as session:

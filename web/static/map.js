@@ -20,6 +20,8 @@ const CONTEXT_STYLES = {
 };
 
 const state = readState();
+// A shared link's position wins; without one, the first load fits the map to the alerts.
+const linkedPosition = /(^|&|#)map=/.test(window.location.hash);
 let points = null;
 let selected = state.alert;
 let basemapFailed = false;
@@ -37,6 +39,7 @@ const ui = {
 };
 
 function createMap() {
+  window.geoMonitor = { get map() { return map; } }; // for tests and the console: the map's state
   maplibregl.setWorkerUrl(new URL("/vendor/maplibre-gl/maplibre-gl-csp-worker.js", window.location.href).href);
   const sources = {};
   const layers = [{ id: "background", type: "background", paint: { "background-color": "#eef0e8" } }];
@@ -44,11 +47,10 @@ function createMap() {
     sources.basemap = { type: "raster", tiles: [config.basemap.url], tileSize: 256, attribution: config.basemap.attribution, maxzoom: 19 };
     layers.push({ id: "basemap", type: "raster", source: "basemap" });
   }
-  const hasPosition = /(^|&|#)map=/.test(window.location.hash);
   return new maplibregl.Map({
     container: "map",
     style: { version: 8, sources, layers },
-    bounds: hasPosition ? undefined : ECUADOR,
+    bounds: linkedPosition ? undefined : ECUADOR,
     hash: "map",
     attributionControl: { compact: true },
     maxZoom: 18,
@@ -170,7 +172,7 @@ async function loadPoints() {
   });
   refreshList();
   scheduleShapes();
-  if (!state.positioned && !/(^|&|#)map=/.test(window.location.hash) && points.count > 0) {
+  if (!state.positioned && !linkedPosition && points.count > 0) {
     fitTo(points);
   }
   state.positioned = true;
@@ -250,11 +252,14 @@ async function loadShapes() {
 async function pick(alertId, lngLat) {
   selected = alertId;
   writeState(formFilters(ui.filterForm), selected);
+  document.body.classList.add("panel-open");
+  document.body.classList.remove("list-open", "filters-open"); // on a phone the drawers cover the panel
+  map.resize(); // on a phone the map shrinks above the panel
   if (lngLat) {
     map.getSource("selected").setData({ type: "Feature", geometry: { type: "Point", coordinates: lngLat }, properties: {} });
-    if (!map.getBounds().contains(lngLat) || map.getZoom() < 11) map.easeTo({ center: lngLat, zoom: Math.max(map.getZoom(), 13) });
+    const wide = window.matchMedia("(min-width: 48.01rem)").matches; // desktop: the panel covers the right side
+    map.easeTo({ center: lngLat, zoom: Math.max(map.getZoom(), 11), duration: 400, offset: wide ? [-200, 0] : [0, 0] });
   }
-  document.body.classList.add("panel-open");
   const ok = await openPanel(ui.panel, alertId, config, {
     notify,
     close: closePanel,
@@ -268,6 +273,7 @@ function closePanel() {
   ui.panel.hidden = true;
   ui.panel.replaceChildren();
   document.body.classList.remove("panel-open");
+  map.resize();
   map.getSource("selected").setData({ type: "FeatureCollection", features: [] });
   writeState(formFilters(ui.filterForm), null);
 }
@@ -406,6 +412,7 @@ function toggle(buttonId, targetId, bodyClass) {
     document.body.classList.toggle(bodyClass, open);
     button.setAttribute("aria-expanded", String(open));
     map.resize();
+    map.triggerRepaint();
   });
 }
 
