@@ -163,8 +163,10 @@ async function loadPoints() {
     return;
   }
   points = await response.json();
+  performance.mark("points-parsed");
   addProvinces(points.provinces);
   map.getSource("alerts").setData(toFeatures(points));
+  performance.mark("points-sent");
   map.once("idle", () => {
     document.documentElement.dataset.alertsState = "drawn";
     document.documentElement.dataset.alertsDrawn = String(points.count);
