@@ -11,12 +11,14 @@ measured settings) and a shared ``rate_limit_storage_uri`` (Redis).
 from __future__ import annotations
 
 import logging
+import secrets
 import signal
 import threading
 from typing import Any
 
 import click
 
+from geo_monitor.errors import InvalidInputError
 from geo_monitor.cli import _settings, main
 
 log = logging.getLogger(__name__)
@@ -36,26 +38,45 @@ WIRE_BODY_LIMIT = 128 * 1024 * 1024
               help="Worker threads.")
 @click.option("--job-worker/--no-job-worker", default=True, show_default=True,
               help="Also run reprocessing jobs in this process (off when separate 'geo-monitor worker's run them).")
-def serve(host: str, port: int, threads: int, job_worker: bool) -> None:
-    """Serve the alerts and jobs API (/api/v1), OGC API - Features (/ogc), the API docs (/api/docs) and the
-    analyst's jobs page (/jobs); by default also run queued jobs (an embedded worker)."""
+@click.option("--demo-user", metavar="NAME",
+              help="Make NAME an agent with a NEW random password, printed once (for `make demo`; not for production).")
+def serve(host: str, port: int, threads: int, job_worker: bool, demo_user: str | None) -> None:
+    """Serve the map viewer (/), the alerts and jobs API (/api/v1), OGC API - Features (/ogc), the API docs
+    (/api/docs) and the analyst's jobs page (/jobs); by default also run queued jobs (an embedded worker)."""
     import waitress
 
     from web import create_app
 
     settings = _settings()
     app = create_app(settings)
+    store = app.extensions["geo_monitor"].store
     embedded = EmbeddedWorker.start(settings) if job_worker else None
     # SIGTERM ends the server like Ctrl+C, so the embedded worker can release its job on the way out.
     signal.signal(signal.SIGTERM, _exit_on_signal)
+    shown_host = "localhost" if host in ("127.0.0.1", "0.0.0.0") else host
     log.info("serving on http://%s:%d (store %s)", host, port, settings.public_view()["database_url"])
-    click.echo(f"geo-monitor: http://{host}:{port}/api/docs (Ctrl+C stops)", err=True)
+    click.echo(f"geo-monitor: map viewer at http://{shown_host}:{port}/ ; API docs at /api/docs (Ctrl+C stops)",
+               err=True)
+    if demo_user:
+        password = _demo_login(store, demo_user)
+        click.echo(f"geo-monitor: log in as {demo_user.strip().lower()} with password {password} "
+                   "(a new one each start)", err=True)
     try:
         waitress.serve(app, host=host, port=port, threads=threads, ident="geo-monitor",
                        max_request_body_size=max(WIRE_BODY_LIMIT, settings.max_request_bytes))
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+def _demo_login(store: Any, username: str) -> str:
+    """An agent login for the demo: created if missing, else given a fresh password (never a fixed one)."""
+    password = secrets.token_urlsafe(12)
+    try:
+        store.create_user(username, password, "agent")
+    except InvalidInputError:  # it exists (an earlier demo): a new password instead
+        store.set_password(username, password)
+    return password
 
 
 def _exit_on_signal(*_args: Any) -> None:

@@ -158,6 +158,17 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
     )
+    # --- map viewer (issue 5) ---
+    basemap_url: str | None = Field(
+        default=None,
+        description="XYZ raster tile template for the map's basemap, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png; "
+        "default none: the offline basemap (plain background, context layers, the app's own imagery tiles).",
+    )
+    basemap_attribution: str = Field(default="© OpenStreetMap contributors", max_length=300)
+    frontend_dir: Path = Field(
+        default=_REPO_ROOT / "node_modules",
+        description="node_modules folder holding the viewer's npm libraries (maplibre-gl), filled by `make install`.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -231,6 +242,16 @@ class Settings(BaseSettings):
             elif not _HOST.match(text.strip("[]")):
                 raise ValueError(f"{entry!r} is not a host name or IP address")
         return tuple(entry.strip() for entry in value)
+
+    @field_validator("basemap_url")
+    @classmethod
+    def _check_basemap_url(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not re.match(r"^https?://[^/\s'\";{}]+/[^\s'\";]*$", value) or not all(p in value for p in ("{z}", "{x}", "{y}")):
+            raise ValueError("must be an http(s) XYZ template containing {z}, {x} and {y}")
+        return value
 
     @field_validator("rate_limit")
     @classmethod
@@ -326,6 +347,8 @@ class Settings(BaseSettings):
             "rate_limit_storage_uri": _mask_password(self.rate_limit_storage_uri),
             "max_request_bytes": self.max_request_bytes,
             "session_cookie_secure": self.session_cookie_secure,
+            "basemap_url": self.basemap_url or "(offline basemap)",
+            "frontend_dir": str(self.frontend_dir),
         }
 
 

@@ -49,6 +49,8 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     from web.login import login
     from web.ogc import ogc
     from web.problems import register_problem_handlers
+    from web.i18n import init_i18n  # issue 5: the map viewer
+    from web.viewer import init_viewer  # issue 5: the map viewer
     from web.webhooks import webhooks
 
     settings = settings or load_settings()
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
         store.migrate()
     key = resolve_secret_key(settings)
 
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # web/static is served by the viewer blueprint, with its CSP
     app.config.update(
         SECRET_KEY=key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     app.register_blueprint(ogc, url_prefix="/ogc")
     app.register_blueprint(docs)
     app.register_blueprint(login)
+    init_i18n(app)  # issue 5: the map viewer's languages
+    init_viewer(app)  # issue 5: the map viewer at /
     init_rate_limits(app, settings)
 
     @app.after_request

@@ -141,7 +141,7 @@ def _render(principal: Any, *, error: str | None = None, values: dict[str, str] 
         csrf=escape(csrf_token()) if principal.kind == "user" else "",
         key=secrets.token_urlsafe(18),
         rows="\n".join(_row(job, principal) for job in found) or '<tr><td colspan="7">ninguno / none</td></tr>',
-        script=escape(url_for("static", filename="jobs.js")),
+        script=escape(url_for("viewer.static", filename="jobs.js")),
         **{name: escape(values.get(name, "")) for name in FIELDS},
     )
     response = Response(html, status=status, mimetype="text/html")

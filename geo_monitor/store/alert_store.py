@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.settings import Settings
-from geo_monitor.store import auth, migrate, outbox
+from geo_monitor.store import auth, map_points, migrate, outbox
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
 from geo_monitor.store.records import (
@@ -251,6 +251,16 @@ class AlertStore:
         with self._read() as session:
             return int(session.scalar(select(func.count()).select_from(AlertRow)) or 0)
 
+    def map_points(self, query: AlertQuery) -> map_points.MapPoints:
+        """Every alert matching ``query``'s filters as compact points, most urgent first (the map's layer)."""
+        with self._read() as session:
+            return map_points.map_points(session, query)
+
+    def version(self) -> map_points.StoreVersion:
+        """Alert count and latest ``updated_at``: changes whenever any alert does (a cache key)."""
+        with self._read() as session:
+            return map_points.store_version(session)
+
     # --- human workflow --------------------------------------------------
 
     def change_status(self, alert_id: str, new_status: Status | str, actor: str, note: str | None = None) -> Alert:
@@ -325,6 +335,11 @@ class AlertStore:
         """A web user; the password is kept as a salted scrypt hash."""
         with self._write() as session:
             auth.create_user(session, username, password, role, self._clock())
+
+    def set_password(self, username: str, password: str) -> None:
+        """Give an existing user a new password (``geo-monitor serve --demo-user`` resets its demo login)."""
+        with self._write(serialise=False) as session:
+            auth.set_password(session, username, password)
 
     def verify_user(self, username: str, password: str) -> Principal | None:
         """The user's principal when the password matches; None otherwise."""

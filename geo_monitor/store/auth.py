@@ -171,6 +171,14 @@ def create_user(session: Session, username: str, password: str, role: Role | str
     session.add(UserRow(username=username, password_hash=password_hash, role=role, created_at=now, disabled_at=None))
 
 
+def set_password(session: Session, username: str, password: str) -> None:
+    """Replace a user's password (a fresh salt and hash); the user must exist."""
+    row = session.get(UserRow, _check_username(username))
+    if row is None:
+        raise InvalidInputError(f"no user {username!r}")
+    row.password_hash = hash_password(password)
+
+
 def verify_user(session: Session, username: object, password: object) -> Principal | None:
     """The principal of a user whose password matches; None otherwise (unknown, wrong or disabled)."""
     row = session.get(UserRow, username.strip().lower()) if isinstance(username, str) else None
