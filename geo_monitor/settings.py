@@ -348,6 +348,7 @@ class Settings(BaseSettings):
             "max_request_bytes": self.max_request_bytes,
             "session_cookie_secure": self.session_cookie_secure,
             "basemap_url": self.basemap_url or "(offline basemap)",
+            "basemap_attribution": self.basemap_attribution,
             "frontend_dir": str(self.frontend_dir),
         }
 
