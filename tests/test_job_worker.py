@@ -332,14 +332,13 @@ def test_a_replay_job_rebuilds_the_same_state_and_alerts_from_the_stored_baselin
 
 
 @pytest.mark.slow
-def test_a_retrain_job_writes_a_new_model_version_next_to_the_shipped_one(
-        tmp_path: Path, dask_address: str, sample_area: Path) -> None:
+def test_a_retrain_job_writes_a_new_model_version_next_to_the_shipped_one(tmp_path: Path, dask_address: str) -> None:
     import hashlib
 
     from geo_monitor.errors import ConfigError
     from geo_monitor.site_model import MODEL_FILE, SiteModel, load_configured
 
-    settings, store, queue = _in_process(tmp_path, sample_area, dask_address)
+    settings, store, queue = _in_process(tmp_path, tmp_path / "sample", dask_address)  # builds its own areas
     shipped = settings.models_dir / MODEL_FILE
     shipped_hash = hashlib.sha256(shipped.read_bytes()).hexdigest() if shipped.is_file() else None
     try:
@@ -364,7 +363,7 @@ def test_a_retrain_job_writes_a_new_model_version_next_to_the_shipped_one(
         assert new_model.version == summary["version"]
         configured = load_configured(settings.models_dir, settings.model_file)
         assert configured is None or configured.version == "logreg-1"
-        switched = load_settings(data_dir=tmp_path / "data", sample_dir=sample_area, model_file=model_path)
+        switched = load_settings(data_dir=tmp_path / "data", model_file=model_path)
         assert load_configured(switched.models_dir, switched.model_file) == new_model
         with pytest.raises(ConfigError, match="does not exist"):
             load_configured(settings.models_dir, tmp_path / "nope.json")
