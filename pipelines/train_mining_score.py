@@ -194,7 +194,9 @@ def train(out_dir: Path, work_dir: Path, seeds: tuple[int, ...] = TRAINING_SEEDS
         raise InvalidInputError(f"seeds {bad} are the evaluation's; training on them would inflate its accuracy")
     rows = collect(seeds, work_dir, workers, preset=preset, compute=compute, progress=progress)
     if len({r.label for r in rows}) < 2:
-        raise RuntimeError("training areas gave only one class of candidate sites")
+        # Deterministic for these seeds: a permanent error (a job is not retried), not a crash.
+        raise InvalidInputError(f"training areas of seeds {list(seeds)} gave only one class of candidate sites; "
+                                "add seeds")
     model = dataclasses.replace(fit(rows), version=version)
     cv = leave_one_area_out(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
