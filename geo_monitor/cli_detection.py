@@ -85,7 +85,7 @@ def detect(stac_url: str | None, collection: str | None, bbox: str | None, start
     """
     from geo_monitor.context import ContextLayers
     from geo_monitor.dask_cluster import dask_client
-    from geo_monitor.site_model import load_default
+    from geo_monitor.site_model import load_configured
     from geo_monitor.store import AlertStore
     from pipelines.mining_change import PIPELINE_NAME, PIPELINE_VERSION, DetectionRequest, MiningChangePipeline
 
@@ -115,7 +115,7 @@ def detect(stac_url: str | None, collection: str | None, bbox: str | None, start
         with dask_client(settings) as client:
             pipeline = MiningChangePipeline(settings.resolved_data_dir / "state", layers,
                                             progress=_progress_printer(show), compute=_compute_with_progress(client, show),
-                                            model=load_default(settings.models_dir))
+                                            model=load_configured(settings.models_dir, settings.model_file))
             result = pipeline.run(DetectionRequest(**{**request.__dict__, "job_id": run_id}))
         upsert = store.upsert_alerts(result.alerts, actor=f"pipeline:{PIPELINE_NAME}@{PIPELINE_VERSION}", run_id=run_id)
     except BaseException as exc:

@@ -37,13 +37,13 @@ def worker(once: bool, worker_id: str | None) -> None:
     DASK_SCHEDULER_ADDRESS). SIGTERM or Ctrl-C stops the current job's Dask
     work and gives the job back to the queue before exiting.
     """
-    from geo_monitor.jobs.detect import DetectJobRunner
+    from geo_monitor.jobs.runners import JobRunners
     from geo_monitor.jobs.worker import Worker
 
     settings = _settings()
     store, queue = _open()
-    runner = DetectJobRunner(settings, store)
-    job_worker = Worker(queue, {"detect": runner}, worker_id=worker_id, poll_s=settings.job_poll_s)
+    runner = JobRunners(settings, store)
+    job_worker = Worker(queue, runner.by_kind(), worker_id=worker_id, poll_s=settings.job_poll_s)
     job_worker.install_signal_handlers()
     try:
         ran = job_worker.run(once=once)
@@ -65,7 +65,7 @@ def jobs() -> None:
 @click.option("--user", required=True, help="Who asks (recorded on the job; idempotency keys are per user).")
 @click.option("--idempotency-key", metavar="KEY", help="Submitting the same key again returns the same job.")
 def jobs_submit(process: str, inputs_json: str, user: str, idempotency_key: str | None) -> None:
-    """Check the inputs and queue a job of PROCESS (detect); print it as JSON."""
+    """Check the inputs and queue a job of PROCESS (detect, replay, retrain); print it as JSON."""
     from geo_monitor.jobs import submit_job
 
     try:

@@ -96,15 +96,15 @@ class EmbeddedWorker:
 
     @classmethod
     def start(cls, settings: Any) -> EmbeddedWorker:
-        from geo_monitor.jobs.detect import DetectJobRunner
+        from geo_monitor.jobs.runners import JobRunners
         from geo_monitor.jobs.worker import Worker, default_worker_id
         from geo_monitor.store import AlertStore, JobPolicy, JobQueue
 
         store = AlertStore.from_settings(settings)
         store.migrate()
-        runner = DetectJobRunner(settings, store)
+        runner = JobRunners(settings, store)
         queue = JobQueue.from_store(store, JobPolicy.from_settings(settings))
-        worker = Worker(queue, {"detect": runner}, worker_id=f"serve@{default_worker_id()}", poll_s=settings.job_poll_s)
+        worker = Worker(queue, runner.by_kind(), worker_id=f"serve@{default_worker_id()}", poll_s=settings.job_poll_s)
         embedded = cls(worker, runner, store)
         embedded.thread.start()
         return embedded

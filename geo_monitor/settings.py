@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     rivers_path: Path | None = None
     provinces_path: Path | None = None
     models_dir: Path = Field(default=_REPO_ROOT / "models")
+    model_file: Path | None = Field(
+        default=None,
+        description="The site model detection uses (a JSON model, e.g. one a retrain job wrote under "
+                    "data_dir/models/); default models_dir/mining_score_v1.json.",
+    )
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=120, description="Seconds a webhook receiver gets to answer.")
     webhook_max_attempts: int = Field(default=8, ge=1, le=50, description="Tries before a delivery is marked failed.")
     webhook_backoff_s: float = Field(default=30.0, gt=0, description="Longest wait before the first retry; doubles per try.")
@@ -120,6 +125,11 @@ class Settings(BaseSettings):
     job_backoff_max_s: float = Field(default=3600.0, gt=0, description="Cap on the wait between retries of a job.")
     job_poll_s: float = Field(default=2.0, gt=0, le=600, description="How often an idle worker looks for jobs.")
     job_max_area_km2: float = Field(default=2500.0, gt=0, description="Largest bbox one detect job may cover.")
+    job_retrain_max_seeds: int = Field(default=8, ge=1, le=64, description="Most training areas (seeds) one retrain job may build.")
+    job_retrain_presets: list[str] = Field(
+        default_factory=lambda: ["small"],
+        description="Sample-area presets a retrain job may build its training areas from (small, full).",
+    )
     job_allowed_roots: list[Path] | None = Field(
         default=None,
         description="Local folders a job's catalog and context may be under; default the sample dir and data_dir.",
@@ -324,6 +334,7 @@ class Settings(BaseSettings):
             "sample_dir": str(self.resolved_sample_dir),
             "context_dir": str(self.resolved_context_dir),
             "models_dir": str(self.models_dir),
+            "model_file": str(self.model_file) if self.model_file else None,
             "job_allowed_roots": [str(root) for root in self.resolved_job_roots],
             "job_allowed_url_prefixes": list(self.job_allowed_url_prefixes),
             "job_lease_s": self.job_lease_s,

@@ -84,6 +84,19 @@ def load_default(models_dir: Path) -> SiteModel | None:
     return SiteModel.load(path) if path.is_file() else None
 
 
+def load_configured(models_dir: Path, model_file: Path | None = None) -> SiteModel | None:
+    """The model detection uses: ``model_file`` if set (it must exist), else :func:`load_default`.
+
+    A retrain job writes new versions next to, never over, the shipped model;
+    detection switches to one only when the operator sets ``model_file``.
+    """
+    if model_file is None:
+        return load_default(models_dir)
+    if not Path(model_file).is_file():
+        raise ConfigError(f"model_file {model_file} does not exist (setting GEO_MONITOR_MODEL_FILE)")
+    return SiteModel.load(Path(model_file))
+
+
 def combined_score(rule: float, model: SiteModel | None, f: SiteFeatures) -> float:
     if model is None:
         return rule

@@ -6,7 +6,8 @@ A named, versioned composition of library stages (geo_monitor.*), run on Dask:
 2. (first run of a grid) compute the per-pixel baseline from the baseline scenes;
 3. fold every monitoring scene not yet applied into the change state, in date
    order, one read per scene (a late scene dated before the last applied one
-   triggers a replay from scratch, so incremental runs and a replay agree);
+   triggers a replay from scratch, so incremental runs and a replay agree;
+   ``DetectionRequest.replay`` forces one);
 4. write the new state as a new Zarr version and make it current atomically;
 5. find sites, score them, join the context layers, decide legality and
    priority, and return alerts with stable ids.
@@ -76,6 +77,10 @@ class DetectionRequest:
     max_cloud_cover: float | None = None
     chunk_px: int = DEFAULT_CHUNK_PX
     job_id: str | None = None
+    #: Rebuild the change state from the stored baseline: every monitoring scene folded again from
+    #: zero into a new version (made current atomically, like any other). Without a stored state
+    #: this is an ordinary first run. The baseline itself is kept: it is the fixed reference.
+    replay: bool = False
 
 
 @dataclass
@@ -366,9 +371,11 @@ class MiningChangePipeline:
         applied = set(info.applied_scene_ids) if info else set()
         new = [s for s in monitor_scenes if s.id not in applied]
         last_key = max((s.sort_key for s in monitor_scenes if s.id in applied), default=None)
-        replay = info is not None and last_key is not None and any(s.sort_key < last_key for s in new)
+        late = info is not None and last_key is not None and any(s.sort_key < last_key for s in new)
+        replay = info is not None and (late or req.replay)
         if replay:
-            log.info("late scene: replaying the monitoring window", extra={"new": len(new)})
+            log.info("replaying the monitoring window from the baseline",
+                     extra={"new": len(new), "why": "late scene" if late else "requested"})
             new = list(monitor_scenes)
 
         if info is None or new or replay:

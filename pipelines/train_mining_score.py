@@ -13,14 +13,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Final
 
 import geopandas as gpd
 import numpy as np
 
+from geo_monitor.errors import InvalidInputError
 from geo_monitor.site_model import FEATURES, MODEL_FILE, SiteModel, feature_vector
 
 log = logging.getLogger(__name__)
@@ -91,27 +94,44 @@ def leave_one_area_out(rows: list[LabelledSite]) -> dict[str, float]:
 
 
 
-def collect(seeds: tuple[int, ...], work_dir: Path, workers: int = 2) -> list[LabelledSite]:
-    """Build each training area, run the pipeline on it, and label its candidate sites."""
-    from pipelines.mining_change import DetectionRequest, MiningChangePipeline
-    from sample_data import SMALL, build_sample_area
+#: Seeds the evaluation reports accuracy on (docs/method.md): the sample's default and 7. Never trained on.
+EVALUATION_SEEDS: Final[tuple[int, ...]] = (20240607, 7)
+#: ``progress(area index, areas, stage)``: which training area is being worked on, and at which stage.
+Progress = Callable[[int, int, str], None]
 
+
+def collect(seeds: tuple[int, ...], work_dir: Path, workers: int = 2, *, preset: str = "small",
+            compute: Callable[[Any], Any] | None = None, progress: Progress | None = None) -> list[LabelledSite]:
+    """Build each training area, run the pipeline on it, and label its candidate sites.
+
+    ``compute`` runs the pipeline's Dask graphs (default: the active scheduler; a
+    job passes its stoppable one); ``progress`` hears about each area and stage.
+    """
+    from pipelines.mining_change import DetectionRequest, MiningChangePipeline
+    from sample_data import PRESETS, build_sample_area
+
+    report = progress or (lambda index, total, stage: None)
     rows: list[LabelledSite] = []
-    for seed in seeds:
-        spec = dataclasses.replace(SMALL.with_seed(seed), name=f"training-{seed}")
+    for index, seed in enumerate(seeds):
+        spec = dataclasses.replace(PRESETS[preset].with_seed(seed), name=f"training-{seed}")
+        report(index, len(seeds), f"building training area {seed}")
         area = build_sample_area(spec, work_dir / f"area-{seed}", workers=workers, progress=False)
         coll = json.loads((area.out_dir / "catalog" / "sentinel-2-l2a" / "collection.json").read_text())
         w, s, e, n = coll["extent"]["spatial"]["bbox"][0]
         request = DetectionRequest(str(area.catalog_path), (w + 1e-4, s + 1e-4, e - 1e-4, n - 1e-4),
                                    spec.monitor_start, spec.end, spec.start, chunk_px=256)
-        result = MiningChangePipeline(work_dir / f"state-{seed}").run(request)
+        pipeline = MiningChangePipeline(work_dir / f"state-{seed}", compute=compute,
+                                        progress=lambda stage, done, total, i=index, sd=seed:
+                                        report(i, len(seeds), f"area {sd}: {stage}"))
+        result = pipeline.run(request)
         rows += label_sites(result.candidates, area.truth_path, result.grid.epsg, spec.monitor_start, f"seed-{seed}")
         log.info("training area done", extra={"seed": seed, "candidates": len(result.candidates)})
+    report(len(seeds), len(seeds), "fitting")
     return rows
 
 
 def write_card(path: Path, model: SiteModel, rows: list[LabelledSite], cv: dict[str, float],
-               seeds: tuple[int, ...]) -> None:
+               seeds: tuple[int, ...], model_file: str = MODEL_FILE, preset: str = "small") -> None:
     kinds: dict[str, int] = {}
     for r in rows:
         kinds[r.kind] = kinds.get(r.kind, 0) + 1
@@ -124,10 +144,10 @@ candidate site (see `geo_monitor/site_model.py`). The reported score is the
 geometric mean of its probability and the rule score of
 `geo_monitor/scoring.py`, so a site needs support from both; a site is
 reported at a combined score of 0.5 or more. Stored as JSON in
-`{MODEL_FILE}`: no pickle, every weight readable below.
+`{model_file}`: no pickle, every weight readable below.
 
 **Training data: SYNTHETIC only.** {len(rows)} candidate sites found by the
-mining-change pipeline on {len(seeds)} small sample areas built by
+mining-change pipeline on {len(seeds)} sample areas (preset `{preset}`) built by
 `sample_data` with seeds {', '.join(map(str, seeds))} (never the seeds used to
 report accuracy in docs/method.md: the sample's default 20240607 and 7). Labels
 come from the generator's ground truth: 1 for a new mining site, 0 otherwise.
@@ -135,9 +155,7 @@ Candidates by what they overlap: {', '.join(f'{k} {v}' for k, v in sorted(kinds.
 No real imagery was used and **no accuracy on real imagery has been measured**.
 
 **Metrics** (leave one training area out, threshold 0.5 on the model alone):
-accuracy {cv['accuracy']:.3f}, precision {cv['precision']:.3f}, recall
-{cv['recall']:.3f} over {cv['sites']} sites. Small numbers: read them as a
-sanity check, not a benchmark.
+{_metrics_text(cv)}
 
 **Weights** (on standardised features: `(x - mean) / scale`; intercept {model.intercept:+.3f}):
 
@@ -155,13 +173,42 @@ generator quirk it has learnt cannot carry a decision alone. Retrain with
 """, encoding="utf-8")
 
 
-def train(out_dir: Path, work_dir: Path, seeds: tuple[int, ...] = TRAINING_SEEDS, workers: int = 2) -> dict[str, Any]:
-    rows = collect(seeds, work_dir, workers)
+def _metrics_text(cv: dict[str, float]) -> str:
+    if not cv["sites"]:
+        return ("not measured: with fewer than two training areas (or one class only without the left-out area) "
+                "there is nothing to leave out. Train on more seeds to measure them.")
+    return (f"accuracy {cv['accuracy']:.3f}, precision {cv['precision']:.3f}, recall\n{cv['recall']:.3f} over "
+            f"{cv['sites']} sites. Small numbers: read them as a\nsanity check, not a benchmark.")
+
+
+def train(out_dir: Path, work_dir: Path, seeds: tuple[int, ...] = TRAINING_SEEDS, workers: int = 2, *,
+          preset: str = "small", version: str = MODEL_VERSION, model_file: str = MODEL_FILE,
+          compute: Callable[[Any], Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Train on ``seeds`` and write ``out_dir/model_file`` and its card (``.md``); return where, and the metrics.
+
+    The card is written first and the model last, each through a temporary file
+    and a rename: a model file that exists is complete and has its card.
+    """
+    bad = sorted(set(seeds) & set(EVALUATION_SEEDS))
+    if bad:
+        raise InvalidInputError(f"seeds {bad} are the evaluation's; training on them would inflate its accuracy")
+    rows = collect(seeds, work_dir, workers, preset=preset, compute=compute, progress=progress)
     if len({r.label for r in rows}) < 2:
-        raise RuntimeError("training areas gave only one class of candidate sites")
-    model = fit(rows)
+        # Deterministic for these seeds: a permanent error (a job is not retried), not a crash.
+        raise InvalidInputError(f"training areas of seeds {list(seeds)} gave only one class of candidate sites; "
+                                "add seeds")
+    model = dataclasses.replace(fit(rows), version=version)
     cv = leave_one_area_out(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / MODEL_FILE).write_text(json.dumps(model.to_json(), indent=1) + "\n")
-    write_card(out_dir / MODEL_FILE.replace(".json", ".md"), model, rows, cv, seeds)
-    return {"model": str(out_dir / MODEL_FILE), "sites": len(rows), **cv}
+    model_path = out_dir / model_file
+    card_path = out_dir / model_file.replace(".json", ".md")
+    card_tmp = card_path.with_name(card_path.name + ".tmp")
+    write_card(card_tmp, model, rows, cv, seeds, model_file, preset)
+    os.replace(card_tmp, card_path)
+    model_tmp = model_path.with_name(model_path.name + ".tmp")
+    model_tmp.write_text(json.dumps(model.to_json(), indent=1) + "\n")
+    os.replace(model_tmp, model_path)
+    # Metrics of a model never tested on an area it was trained on; None when there was nothing to leave out.
+    metrics = {name: (cv[name] if cv["sites"] else None) for name in ("accuracy", "precision", "recall")}
+    return {"model": str(model_path), "card": str(card_path), "version": model.version, "preset": preset,
+            "seeds": list(seeds), "sites": len(rows), "metrics": {**metrics, "evaluated_sites": cv["sites"]}}

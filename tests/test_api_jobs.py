@@ -57,14 +57,20 @@ def test_only_analysts_and_admins_use_jobs(api: Api) -> None:
     assert _queue(api).list() == []
 
 
-def test_processes_describe_the_detect_inputs(api: Api) -> None:
+def test_processes_describe_their_inputs(api: Api) -> None:
     listed = api.get("/api/v1/processes", key="analyst").get_json()
-    assert [p["id"] for p in listed["processes"]] == ["detect"]
-    described = api.get("/api/v1/processes/detect", key="analyst").get_json()
-    assert set(described["inputs"]) == {"catalog", "bbox", "start", "end", "baseline_start", "context", "chunk_px"}
-    assert described["inputs"]["bbox"]["minOccurs"] == 1 and described["inputs"]["context"]["minOccurs"] == 0
-    assert "async-execute" in described["jobControlOptions"]
-    problem(api.get("/api/v1/processes/retrain", key="analyst"), 404)
+    assert [p["id"] for p in listed["processes"]] == ["detect", "replay", "retrain"]
+    detect_inputs = {"catalog", "bbox", "start", "end", "baseline_start", "context", "chunk_px"}
+    for process in ("detect", "replay"):
+        described = api.get(f"/api/v1/processes/{process}", key="analyst").get_json()
+        assert set(described["inputs"]) == detect_inputs
+        assert described["inputs"]["bbox"]["minOccurs"] == 1 and described["inputs"]["context"]["minOccurs"] == 0
+        assert "async-execute" in described["jobControlOptions"]
+    retrain = api.get("/api/v1/processes/retrain", key="analyst").get_json()
+    assert set(retrain["inputs"]) == {"seeds", "preset"}
+    assert all(i["minOccurs"] == 0 for i in retrain["inputs"].values())
+    assert retrain["inputs"]["seeds"]["schema"]["type"] == "array" and "model" in retrain["outputs"]["summary"]["description"]
+    problem(api.get("/api/v1/processes/train", key="analyst"), 404)
     problem(api.request("POST", "/api/v1/processes/nope/execution", key="analyst", json={"inputs": INPUTS}), 404)
 
 
@@ -111,6 +117,28 @@ def test_bad_inputs_are_4xx_at_submission_and_queue_nothing(api: Api, inputs: di
     body = problem(_execute(api, inputs), 400)
     assert fragment in body["detail"]
     assert _queue(api).list() == []
+
+
+def test_replay_and_retrain_are_queued_with_checked_inputs(api: Api) -> None:
+    replay = api.request("POST", "/api/v1/processes/replay/execution", key="analyst", json={"inputs": INPUTS})
+    assert replay.status_code == 201, replay.get_data(as_text=True)
+    assert replay.get_json()["processID"] == "replay" and replay.get_json()["inputs"]["bbox"] == INPUTS["bbox"]
+    retrain = api.request("POST", "/api/v1/processes/retrain/execution", key="analyst",
+                          json={"inputs": {"seeds": [101, 202]}})
+    assert retrain.status_code == 201, retrain.get_data(as_text=True)
+    assert retrain.get_json()["inputs"] == {"seeds": [101, 202], "preset": "small"}
+    assert {j.kind for j in _queue(api).list()} == {"replay", "retrain"}
+    for inputs, fragment in [({"seeds": [7]}, "evaluation"), ({"seeds": list(range(1, 20))}, "job_retrain_max_seeds"),
+                             ({"preset": "full"}, "preset must be one of small"), ({"seeds": []}, "non-empty"),
+                             ({"seeds": [1, 1]}, "distinct"), ({"epochs": 3}, "unknown input")]:
+        body = problem(api.request("POST", "/api/v1/processes/retrain/execution", key="analyst",
+                                   json={"inputs": inputs}), 400)
+        assert fragment in body["detail"], body
+    problem(api.request("POST", "/api/v1/processes/replay/execution", key="analyst",
+                        json={"inputs": {**INPUTS, "start": "2024-12-01"}}), 400)
+    assert len(_queue(api).list()) == 2
+    document = api.get("/api/v1/openapi.json", key=None).get_json()
+    assert {"DetectInputs", "RetrainInputs"} <= set(document["components"]["schemas"])
 
 
 def test_malformed_requests_are_refused(api: Api) -> None:
@@ -185,12 +213,17 @@ def test_the_analyst_page_submits_lists_and_cancels(api: Api) -> None:
     assert api.client.post("/jobs", data=form).status_code == 303
     assert api.client.post("/jobs", data=form).status_code == 303  # the form sent twice: still one job
     (job,) = _queue(api).list()
-    assert job.requested_by == "user:ana" and job.parameters["bbox"] == [-77.506, -0.99, -77.483, -0.983]
+    assert job.kind == "detect" and job.requested_by == "user:ana" and job.parameters["bbox"] == [-77.506, -0.99, -77.483, -0.983]
     listed = api.client.get("/jobs").get_data(as_text=True)
     assert f'data-job="{job.id}"' in listed and "en cola / queued" in listed
     bad = api.client.post("/jobs", data={**form, "idempotency_key": "k2", "west": "-70", "east": "-69.9"})
     assert bad.status_code == 400 and "outside Ecuador" in bad.get_data(as_text=True)
     assert api.client.post("/jobs", data={k: v for k, v in form.items() if k != "csrf_token"}).status_code == 403
+    replay = api.client.post("/jobs", data={**form, "idempotency_key": "k3", "process": "replay"})
+    assert replay.status_code == 303 and [j.kind for j in _queue(api).list()] == ["replay", "detect"]
+    assert "replay: -77.506" in api.client.get("/jobs").get_data(as_text=True)
+    odd = api.client.post("/jobs", data={**form, "idempotency_key": "k4", "process": "retrain"})
+    assert odd.status_code == 400 and len(_queue(api).list()) == 2
     cancelled = api.client.post(f"/jobs/{job.id}/cancel", data={"csrf_token": csrf})
     assert cancelled.status_code == 303 and _queue(api).get(job.id).state == "dismissed"
     assert api.client.post(f"/jobs/{job.id}/cancel", data={"csrf_token": csrf}).status_code == 303

@@ -125,9 +125,38 @@ def test_url_prefixes_are_refused_unless_configured(roots: dict[str, Path]) -> N
         check_detect(_inputs(catalog="https://earth-search.aws.element84.com/v1"), plain)
 
 
+def test_replay_takes_the_detect_inputs_and_scope(settings: Settings) -> None:
+    detect, replay = check_job("detect", _inputs(), settings), check_job("replay", _inputs(), settings)
+    assert replay.kind.value == "replay" and replay.parameters == detect.parameters and replay.scope == detect.scope
+    with pytest.raises(InvalidInputError, match="outside Ecuador"):
+        check_job("replay", _inputs(bbox=[-70.0, -1.0, -69.9, -0.9]), settings)
+
+
+def test_retrain_inputs_are_checked_against_the_settings_limits(roots: dict[str, Path]) -> None:
+    settings = load_settings(data_dir=roots["data"], sample_dir=roots["sample"], job_retrain_max_seeds=3)
+    default = check_job("retrain", {}, settings)
+    assert default.parameters == {"seeds": [101, 202, 303], "preset": "small"} and default.scope is None
+    assert check_job("retrain", {"seeds": [5], "preset": "small"}, settings).parameters["seeds"] == [5]
+    cases: dict[str, object] = {
+        "non-empty list": [], "integers": ["101"], "0..": [-1], "more than one job": [1, 2, 3, 4],
+        "distinct": [3, 3], "evaluation": [20240607],
+    }
+    for message, seeds in cases.items():
+        with pytest.raises(InvalidInputError, match=message):
+            check_job("retrain", {"seeds": seeds}, settings)
+    with pytest.raises(InvalidInputError, match="integers"):
+        check_job("retrain", {"seeds": [True]}, settings)
+    with pytest.raises(InvalidInputError, match="preset must be one of small"):
+        check_job("retrain", {"preset": "full"}, settings)
+    with pytest.raises(InvalidInputError, match="unknown input"):
+        check_job("retrain", {"seeds": [1], "out": "/models"}, settings)
+    both = load_settings(data_dir=roots["data"], sample_dir=roots["sample"], job_retrain_presets=["small", "full"])
+    assert check_job("retrain", {"preset": "full"}, both).parameters["preset"] == "full"
+    with pytest.raises(InvalidInputError, match="preset must be one of small, full"):
+        check_job("retrain", {"preset": "huge"}, both)
+
+
 def test_other_processes_are_refused(settings: Settings) -> None:
-    with pytest.raises(InvalidInputError, match="not available yet"):
-        check_job("retrain", {}, settings)
     with pytest.raises(InvalidInputError, match="unknown process"):
         check_job("rm", {}, settings)
     with pytest.raises(InvalidInputError, match="inputs must be an object"):

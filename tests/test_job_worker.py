@@ -261,3 +261,111 @@ def test_the_same_idempotency_key_from_the_command_line_gives_one_job(tmp_path: 
     assert bad.returncode == 2 and bad.stderr.startswith("error: input bbox") and "outside Ecuador" in bad.stderr
     listed = cli("jobs", "list", env=env)
     assert listed.stdout.count("accepted") == 1
+
+
+# --- replay and retrain, run by the worker's own loop in this process (the real pipeline on a real cluster) ---
+
+
+def _in_process(tmp_path: Path, sample: Path, dask_address: str) -> tuple[Settings, AlertStore, JobQueue]:
+    settings = load_settings(data_dir=tmp_path / "data", sample_dir=sample, dask_scheduler_address=dask_address,
+                             dask_workers=2)
+    store = AlertStore.from_settings(settings)
+    store.migrate()
+    return settings, store, JobQueue.from_store(store, JobPolicy.from_settings(settings))
+
+
+def _run_queue(settings: Settings, store: AlertStore, queue: JobQueue) -> int:
+    from geo_monitor.jobs.runners import JobRunners
+    from geo_monitor.jobs.worker import Worker
+
+    runners = JobRunners(settings, store)
+    try:
+        return Worker(queue, runners.by_kind(), worker_id="inproc", poll_s=0.1).run(once=True)
+    finally:
+        runners.close()
+
+
+def test_a_replay_job_rebuilds_the_same_state_and_alerts_from_the_stored_baseline(
+        tmp_path: Path, sample_area: Path, dask_address: str) -> None:
+    import numpy as np
+
+    from geo_monitor.state_store import StateStore
+
+    settings, store, queue = _in_process(tmp_path, sample_area, dask_address)
+    try:
+        detect = submit_job(queue, settings, "detect", SMALL, "ana")
+        assert _run_queue(settings, store, queue) == 1
+        detected = queue.get(detect.id)
+        assert detected.state == "successful", queue.logs(detect.id)
+        (grid_dir,) = (tmp_path / "data" / "state").iterdir()
+        state = StateStore(grid_dir.parent, grid_dir.name)
+        before_info = state.current()
+        before = state.read_all(before_info)
+        baseline_written = (state.baseline_path / "zarr.json").stat().st_mtime_ns
+        alert_ids = sorted(a.id for a in store.list_alerts(limit=1000))
+        assert alert_ids and sorted(detected.result["alerts"]["new"]) == alert_ids
+
+        replay = submit_job(queue, settings, "replay", SMALL, "ana")
+        assert _run_queue(settings, store, queue) == 1
+        replayed = queue.get(replay.id)
+        assert replayed.state == "successful" and replayed.progress == 100, queue.logs(replay.id)
+        summary = replayed.result
+        # Every monitoring scene folded again from zero, into a new version made current.
+        assert summary["replay_requested"] and summary["replayed"]
+        assert summary["scenes_already_applied"] == 0
+        assert sorted(summary["scenes_applied"]) == sorted(detected.result["scenes_applied"])
+        after_info = state.current()
+        assert after_info.version == before_info.version + 1 == summary["state_version"]
+        assert sorted(after_info.applied_scene_ids) == sorted(before_info.applied_scene_ids)
+        # From the stored baseline (not recomputed), to the same arrays, the same alerts.
+        assert (state.baseline_path / "zarr.json").stat().st_mtime_ns == baseline_written
+        after = state.read_all(after_info)
+        assert sorted(after) == sorted(before)
+        for name in before:
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+        assert sorted(a.id for a in store.list_alerts(limit=1000)) == alert_ids
+        assert summary["alerts"] == {"new": [], "updated": [], "unchanged": alert_ids}
+        # Unchanged alerts keep the id of the job that last changed them (no wake-up for polling partners).
+        assert {store.get(a).provenance.job_id for a in alert_ids} == {detect.id}
+    finally:
+        store.dispose()
+
+
+@pytest.mark.slow
+def test_a_retrain_job_writes_a_new_model_version_next_to_the_shipped_one(tmp_path: Path, dask_address: str) -> None:
+    import hashlib
+
+    from geo_monitor.errors import ConfigError
+    from geo_monitor.site_model import MODEL_FILE, SiteModel, load_configured
+
+    settings, store, queue = _in_process(tmp_path, tmp_path / "sample", dask_address)  # builds its own areas
+    shipped = settings.models_dir / MODEL_FILE
+    shipped_hash = hashlib.sha256(shipped.read_bytes()).hexdigest() if shipped.is_file() else None
+    try:
+        job = submit_job(queue, settings, "retrain", {"seeds": [101]}, "ana")
+        assert _run_queue(settings, store, queue) == 1
+        done = queue.get(job.id)
+        assert done.state == "successful" and done.progress == 100, (done, queue.logs(job.id))
+        summary = done.result
+        model_path, card_path = Path(summary["model"]), Path(summary["card"])
+        assert model_path.parent == tmp_path / "data" / "models" and model_path.is_file() and card_path.is_file()
+        assert summary["version"] == f"logreg-1-{job.created_at:%Y%m%d}-{job.id[:8]}"
+        assert model_path.name == f"mining_score_{summary['version']}.json"
+        assert summary["seeds"] == [101] and summary["preset"] == "small" and summary["sites"] > 0
+        # One training area: nothing to leave out, so no metric is claimed.
+        assert summary["metrics"] == {"accuracy": None, "precision": None, "recall": None, "evaluated_sites": 0}
+        assert "not measured" in card_path.read_text() and model_path.name in card_path.read_text()
+        assert summary["in_use"] is False and f"GEO_MONITOR_MODEL_FILE={model_path}" in summary["how_to_use"]
+        assert not (tmp_path / "data" / "training" / job.id).exists()  # scratch removed
+        # The shipped model untouched; detection uses it until model_file points at the new one.
+        assert (hashlib.sha256(shipped.read_bytes()).hexdigest() if shipped.is_file() else None) == shipped_hash
+        new_model = SiteModel.load(model_path)
+        assert new_model.version == summary["version"]
+        configured = load_configured(settings.models_dir, settings.model_file)
+        assert configured is None or configured.version == "logreg-1"
+        switched = load_settings(data_dir=tmp_path / "data", model_file=model_path)
+        assert load_configured(switched.models_dir, switched.model_file) == new_model
+        with pytest.raises(ConfigError, match="does not exist"):
+            load_configured(settings.models_dir, tmp_path / "nope.json")
+    finally:
+        store.dispose()

@@ -10,7 +10,7 @@ import pytest
 
 from geo_monitor.errors import ConfigError
 from geo_monitor.scoring import REPORT_THRESHOLD, evidence, rule_score
-from geo_monitor.site_model import FEATURES, combined_score, feature_vector, load_default
+from geo_monitor.site_model import FEATURES, combined_score, feature_vector, load_configured, load_default
 from geo_monitor.sites import SiteFeatures
 from pipelines.train_mining_score import LabelledSite, fit, leave_one_area_out
 
@@ -59,6 +59,18 @@ def test_model_fits_saves_and_loads(tmp_path: Path) -> None:
     assert again is not None and again.probability(MINE) == pytest.approx(model.probability(MINE))
     cv = leave_one_area_out(_rows())
     assert cv["sites"] == 20 and cv["accuracy"] == 1.0
+
+
+def test_the_configured_model_file_wins_only_when_set(tmp_path: Path) -> None:
+    shipped, retrained = tmp_path / "models", tmp_path / "data" / "models"
+    for folder, name, version in ((shipped, "mining_score_v1.json", "logreg-1"),
+                                  (retrained, "mining_score_logreg-1-x.json", "logreg-1-x")):
+        folder.mkdir(parents=True)
+        (folder / name).write_text(json.dumps({**fit(_rows()).to_json(), "version": version}))
+    assert load_configured(shipped, None).version == "logreg-1"
+    assert load_configured(shipped, retrained / "mining_score_logreg-1-x.json").version == "logreg-1-x"
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_configured(shipped, retrained / "missing.json")  # never a silent fall-back to rules alone
 
 
 def test_combined_score_is_rules_alone_without_a_model() -> None:

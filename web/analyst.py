@@ -31,6 +31,8 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; connect-src 'self'; style-sr
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 JOBS_SHOWN = 50
 FIELDS = ("west", "south", "east", "north", "start", "end", "baseline_start")
+#: The processes the form offers (both take an area and dates; ``retrain`` is for the API and the command line).
+PAGE_PROCESSES = ("detect", "replay")
 STATE_LABELS = {"accepted": "en cola / queued", "running": "en curso / running", "successful": "terminado / done",
                 "failed": "fallido / failed", "dismissed": "cancelado / cancelled"}
 
@@ -58,6 +60,10 @@ _PAGE = """<!doctype html>
 <label>Inicio del monitoreo / Monitoring start <input name="start" type="date" required value="{start}"></label>
 <label>Fin / End <input name="end" type="date" required value="{end}"></label>
 <label>Inicio de la línea base / Baseline start (opcional) <input name="baseline_start" type="date" value="{baseline_start}"></label>
+</fieldset>
+<fieldset><legend>Proceso / Process</legend>
+<label><input type="radio" name="process" value="detect"{detect_checked}> Detectar (escenas nuevas) / Detect (new scenes)</label>
+<label><input type="radio" name="process" value="replay"{replay_checked}> Rehacer desde la línea base / Replay from the baseline</label>
 </fieldset>
 <p><button type="submit">Reprocesar / Run</button></p>
 </form>
@@ -96,9 +102,13 @@ def submit_from_form() -> Response:
     if principal is None:
         return _login_redirect()
     values = {name: request.form.get(name, "").strip()[:100] for name in FIELDS}
+    process = request.form.get("process", "detect")
     try:
+        if process not in PAGE_PROCESSES:
+            raise InvalidInputError(f"process must be one of {', '.join(PAGE_PROCESSES)}")
+        values["process"] = process
         inputs = _inputs(values)
-        submit_job(job_queue(), context().settings, "detect", inputs, actor_name(principal),
+        submit_job(job_queue(), context().settings, process, inputs, actor_name(principal),
                    request.form.get("idempotency_key") or None)
     except InvalidInputError as exc:
         return _render(principal, error=str(exc), values=values, status=400)
@@ -143,6 +153,8 @@ def _render(principal: Any, *, error: str | None = None, values: dict[str, str] 
         rows="\n".join(_row(job, principal) for job in found) or '<tr><td colspan="7">ninguno / none</td></tr>',
         script=escape(url_for("viewer.static", filename="jobs.js")),
         **{name: escape(values.get(name, "")) for name in FIELDS},
+        detect_checked="" if values.get("process") == "replay" else " checked",
+        replay_checked=" checked" if values.get("process") == "replay" else "",
     )
     response = Response(html, status=status, mimetype="text/html")
     response.headers["Content-Security-Policy"] = PAGE_CSP
@@ -151,8 +163,13 @@ def _render(principal: Any, *, error: str | None = None, values: dict[str, str] 
 
 def _row(job: Job, principal: Any) -> str:
     params = job.parameters
-    bbox = ", ".join(f"{v:g}" for v in params.get("bbox", []))
-    where = f"{bbox}<br>{escape(str(params.get('start')))} – {escape(str(params.get('end')))}"
+    if job.kind == "retrain":
+        where = (f"{escape(job.kind)}: semillas / seeds {escape(', '.join(map(str, params.get('seeds', []))))}"
+                 f" ({escape(str(params.get('preset')))})")
+    else:
+        bbox = ", ".join(f"{v:g}" for v in params.get("bbox", []))
+        where = (f"{escape(job.kind)}: {bbox}<br>{escape(str(params.get('start')))} – "
+                 f"{escape(str(params.get('end')))}")
     label = STATE_LABELS.get(job.state, job.state) + (" (cancelando / cancelling)" if job.cancel_requested
                                                       and job.state == "running" else "")
     cancel = ""
@@ -170,6 +187,8 @@ def _row(job: Job, principal: Any) -> str:
 
 def outcome(job: Job) -> str:
     """One line saying what a finished job changed, or why it failed."""
+    if job.state == "successful" and job.result and job.kind == "retrain":
+        return f"modelo / model {job.result.get('version', '')}: {job.result.get('model', '')}"
     if job.state == "successful" and job.result:
         counts = job.result.get("alert_counts", {})
         return (f"{counts.get('new', 0)} nuevas / new, {counts.get('updated', 0)} actualizadas / updated, "

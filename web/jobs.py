@@ -1,5 +1,8 @@
 """Reprocessing jobs at ``/api/v1``, shaped like OGC API - Processes: processes, execution, jobs, dismiss.
 
+Processes: ``detect``, ``replay`` (the same inputs, the change state rebuilt
+from its baseline) and ``retrain`` (a new site-model version).
+
 Analysts and admins only. ``POST /processes/detect/execution`` checks the
 inputs at once (a bad bbox, reversed dates or a catalog outside the allowed
 roots is a 400, never a failed job later) and answers ``201`` with the job's
@@ -17,6 +20,7 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from geo_monitor.jobs import PROCESSES, submit_job
+from geo_monitor.jobs.params import SEED_MAX
 from geo_monitor.store import JobPolicy, JobQueue, JobState
 from geo_monitor.store.auth import Role
 from geo_monitor.store.jobs import Job
@@ -62,19 +66,19 @@ def process_summary(process_id: str) -> dict[str, Any]:
 
 
 def process_description(process_id: str) -> dict[str, Any]:
+    process = PROCESSES[process_id]
     inputs = {}
-    for name, meaning in PROCESSES[process_id]["inputs"].items():
-        inputs[name] = {"title": name, "description": meaning, "minOccurs": 1 if name in ("bbox", "start", "end") else 0,
+    for name, meaning in process["inputs"].items():
+        inputs[name] = {"title": name, "description": meaning, "minOccurs": 1 if name in process["required"] else 0,
                         "maxOccurs": 1, "schema": INPUT_SCHEMAS.get(name, {"type": "string"})}
     return {
         **process_summary(process_id),
         "inputs": inputs,
-        "outputs": {"summary": {"title": "summary", "description": "alerts new / updated / unchanged (ids), scenes "
-                                "applied and skipped, sites found", "schema": {"type": "object"}}},
+        "outputs": {"summary": {"title": "summary", "description": process["outputs"], "schema": {"type": "object"}}},
     }
 
 
-#: JSON Schema of each detect input (the checks themselves are geo_monitor.jobs.params).
+#: JSON Schema of each input (the checks themselves are geo_monitor.jobs.params).
 INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     "bbox": {"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4},
     "start": {"type": "string", "format": "date"},
@@ -83,6 +87,9 @@ INPUT_SCHEMAS: dict[str, dict[str, Any]] = {
     "catalog": {"type": "string", "maxLength": 2000},
     "context": {"type": "string", "maxLength": 2000},
     "chunk_px": {"type": "integer", "minimum": 128, "maximum": 4096},
+    "seeds": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": SEED_MAX}, "minItems": 1,
+              "uniqueItems": True},
+    "preset": {"type": "string"},
 }
 
 

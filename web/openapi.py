@@ -310,24 +310,40 @@ def _schemas() -> dict[str, Any]:
             "required": ["inputs"],
             "additionalProperties": False,
             "properties": {"inputs": {
-                "type": "object",
-                "description": "The inputs of `geo-monitor detect`; checked at once (a bad one is a 400).",
-                "required": ["bbox", "start", "end"],
-                "additionalProperties": False,
-                "properties": {
-                    "bbox": {"type": "array", "items": _NUM, "minItems": 4, "maxItems": 4,
-                             "description": "[west, south, east, north] in degrees, inside Ecuador, at most "
-                                            "job_max_area_km2."},
-                    "start": {**_DATE, "description": "Monitoring start."},
-                    "end": {**_DATE, "description": "Last day of imagery (on or after start)."},
-                    "baseline_start": {**_DATE, "description": "Before start; default 365 days before it."},
-                    "catalog": {"type": "string", "maxLength": 2000,
-                                "description": "STAC catalog path or URL under the allowed roots/prefixes."},
-                    "context": {"type": "string", "maxLength": 2000,
-                                "description": "Folder of context layers under the allowed roots."},
-                    "chunk_px": {"type": "integer", "minimum": 128, "maximum": 4096},
-                },
+                "description": "The process's inputs, checked at once (a bad one is a 400): for `detect` and "
+                               "`replay` those of `geo-monitor detect`, for `retrain` the training seeds and preset.",
+                "anyOf": [_ref("schemas", "DetectInputs"), _ref("schemas", "RetrainInputs")],
             }},
+        },
+        "RetrainInputs": {
+            "type": "object",
+            "description": "Inputs of `retrain`: training areas built by the sample generator (limits in settings).",
+            "additionalProperties": False,
+            "properties": {
+                "seeds": {"type": "array", "minItems": 1, "uniqueItems": True,
+                          "items": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1},
+                          "description": "At most job_retrain_max_seeds; never the evaluation's (20240607, 7)."},
+                "preset": {"type": "string", "description": "One of job_retrain_presets (default small)."},
+            },
+        },
+        "DetectInputs": {
+            "type": "object",
+            "description": "Inputs of `detect` and `replay`: those of `geo-monitor detect`.",
+            "required": ["bbox", "start", "end"],
+            "additionalProperties": False,
+            "properties": {
+                "bbox": {"type": "array", "items": _NUM, "minItems": 4, "maxItems": 4,
+                         "description": "[west, south, east, north] in degrees, inside Ecuador, at most "
+                                        "job_max_area_km2."},
+                "start": {**_DATE, "description": "Monitoring start."},
+                "end": {**_DATE, "description": "Last day of imagery (on or after start)."},
+                "baseline_start": {**_DATE, "description": "Before start; default 365 days before it."},
+                "catalog": {"type": "string", "maxLength": 2000,
+                            "description": "STAC catalog path or URL under the allowed roots/prefixes."},
+                "context": {"type": "string", "maxLength": 2000,
+                            "description": "Folder of context layers under the allowed roots."},
+                "chunk_px": {"type": "integer", "minimum": 128, "maximum": 4096},
+            },
         },
         "StatusInfo": {
             "type": "object",
@@ -475,7 +491,7 @@ def _parameters() -> dict[str, Any]:
             "name": "process_id",
             "in": "path",
             "required": True,
-            "description": "A process id: `detect`.",
+            "description": "A process id: `detect`, `replay` or `retrain`.",
             "schema": {"type": "string", "maxLength": 100},
         },
         "jobId": {

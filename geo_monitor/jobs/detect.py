@@ -1,4 +1,9 @@
-"""The ``detect`` job: the mining-change pipeline on the Dask cluster, stoppable, with progress.
+"""The ``detect`` and ``replay`` jobs: the mining-change pipeline on the Dask cluster, stoppable, with progress.
+
+A ``replay`` is a ``detect`` with ``DetectionRequest.replay`` set: the change
+state is rebuilt from the stored baseline by folding every monitoring scene
+again from zero, written as a new version made current atomically; its
+alerts are upserted exactly as a detect's (same stable ids).
 
 The heavy graphs (baseline, scene folds) are persisted on the cluster as
 futures and waited for in short slices; between slices the job checks its
@@ -39,7 +44,7 @@ WAIT_SLICE_S = 0.25
 
 
 class DetectJobRunner:
-    """Runs ``detect`` jobs; opens the Dask client on the first job and keeps it for the next ones."""
+    """Runs ``detect`` and ``replay`` jobs; opens the Dask client on the first job and keeps it for the next ones."""
 
     def __init__(self, settings: Settings, store: AlertStore) -> None:
         self.settings = settings
@@ -61,7 +66,7 @@ class DetectJobRunner:
 
     def __call__(self, job: Job, control: JobControl) -> dict[str, Any]:
         from geo_monitor.context import ContextLayers
-        from geo_monitor.site_model import load_default
+        from geo_monitor.site_model import load_configured
         from pipelines.mining_change import PIPELINE_NAME, PIPELINE_VERSION, DetectionRequest, MiningChangePipeline
 
         # Checked again: the allowed roots may have changed since submission (InvalidInputError: not retried).
@@ -71,7 +76,7 @@ class DetectJobRunner:
         request = DetectionRequest(stac_url=params.catalog, bbox=params.bbox, start=params.start, end=params.end,
                                    baseline_start=params.baseline_start, collection=self.settings.stac_collection,
                                    max_cloud_cover=self.settings.max_cloud_cover, chunk_px=params.chunk_px,
-                                   job_id=job.id)
+                                   job_id=job.id, replay=job.kind == "replay")
         client = self.client()
         control.check()
         # One detection run per attempt (a released attempt's number comes round again: hence the suffix).
@@ -81,7 +86,7 @@ class DetectJobRunner:
             tracker = _StageTracker(control)
             pipeline = MiningChangePipeline(self.settings.resolved_data_dir / "state", layers,
                                             progress=tracker.progress, compute=_stoppable_compute(client, control, tracker),
-                                            model=load_default(self.settings.models_dir))
+                                            model=load_configured(self.settings.models_dir, self.settings.model_file))
             result = pipeline.run(request)
             control.check()  # the last moment to stop with the alert store untouched
             control.report(WRITING_ALERTS, "writing alerts")
@@ -98,6 +103,7 @@ class DetectJobRunner:
             "scenes_found": result.scenes_found,
             "scenes_applied": result.scenes_applied,
             "scenes_already_applied": result.scenes_already_applied,
+            "replay_requested": request.replay,
             "replayed": result.replayed,
             "skipped": [{"id": s.id, "reason": s.reason} for s in result.skipped],
             "sites_found": result.sites_found,

@@ -83,14 +83,70 @@ class CheckedJob:
     scope: str | None
 
 
+#: Inputs of a ``retrain`` job.
+RETRAIN_INPUTS: Final[dict[str, str]] = {
+    "seeds": "sample-area seeds to train on: distinct integers 0..2^31-1, at most job_retrain_max_seeds, never the "
+             "evaluation's (20240607, 7) (default: the shipped model's six training seeds, cut to the limit)",
+    "preset": "sample-area preset of the training areas, one of job_retrain_presets (default: small)",
+}
+SEED_MAX: Final[int] = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class RetrainParams:
+    """Checked inputs of a ``retrain`` job."""
+
+    seeds: tuple[int, ...]
+    preset: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"seeds": list(self.seeds), "preset": self.preset}
+
+
 def check_job(kind: str, inputs: object, settings: Settings) -> CheckedJob:
     """Check a request for a job of ``kind``; :class:`InvalidInputError` naming the first bad input."""
-    if kind == JobKind.DETECT.value:
+    if kind in (JobKind.DETECT.value, JobKind.REPLAY.value):
+        # A replay rebuilds the same change state a detect writes: same inputs, same scope.
         params = check_detect(inputs, settings)
-        return CheckedJob(JobKind.DETECT, params.to_json(), params.scope)
-    if kind in (JobKind.REPLAY.value, JobKind.RETRAIN.value):
-        raise InvalidInputError(f"process {kind!r} is not available yet; use 'detect'")
-    raise InvalidInputError(f"unknown process {kind!r}; available: detect")
+        return CheckedJob(JobKind(kind), params.to_json(), params.scope)
+    if kind == JobKind.RETRAIN.value:
+        # Each retrain writes its own model version and works in its own folder: no scope to share.
+        return CheckedJob(JobKind.RETRAIN, check_retrain(inputs, settings).to_json(), None)
+    raise InvalidInputError(f"unknown process {kind!r}; available: {', '.join(k.value for k in JobKind)}")
+
+
+def check_retrain(inputs: object, settings: Settings) -> RetrainParams:
+    """The inputs of a ``retrain`` job, checked against the limits in settings, defaults filled in."""
+    from pipelines.train_mining_score import EVALUATION_SEEDS, TRAINING_SEEDS
+    from sample_data import PRESETS
+
+    if not isinstance(inputs, Mapping):
+        raise InvalidInputError("inputs must be an object with seeds and preset")
+    unknown = sorted(set(map(str, inputs)) - set(RETRAIN_INPUTS))
+    if unknown:
+        raise InvalidInputError(f"unknown input(s) {', '.join(unknown)}; allowed: {', '.join(RETRAIN_INPUTS)}")
+    limit = settings.job_retrain_max_seeds
+    seeds = inputs.get("seeds")
+    if seeds is None:
+        seeds = list(TRAINING_SEEDS[:limit])
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEED_MAX for v in seeds)):
+        raise InvalidInputError(f"input seeds must be a non-empty list of integers 0..{SEED_MAX}; got {seeds!r}"[:300])
+    if len(seeds) > limit:
+        raise InvalidInputError(f"input seeds: {len(seeds)} training areas, more than one job may build ({limit}, "
+                                "setting job_retrain_max_seeds)")
+    if len(set(seeds)) != len(seeds):
+        raise InvalidInputError("input seeds must be distinct")
+    evaluation = sorted(set(seeds) & set(EVALUATION_SEEDS))
+    if evaluation:
+        raise InvalidInputError(f"input seeds {evaluation} are the evaluation's; training on them would inflate "
+                                "its accuracy")
+    preset = inputs.get("preset", "small")
+    allowed = [p for p in settings.job_retrain_presets if p in PRESETS]
+    if not isinstance(preset, str) or preset not in allowed:
+        raise InvalidInputError(f"input preset must be one of {', '.join(allowed) or '(none allowed)'}; "
+                                f"got {preset!r}"[:300])
+    return RetrainParams(tuple(seeds), preset)
 
 
 def check_detect(inputs: object, settings: Settings) -> DetectParams:

@@ -9,6 +9,9 @@
   var FINAL = {successful: true, failed: true, dismissed: true};
 
   function outcome(job) {
+    if (job.status === "successful" && job.summary && job.processID === "retrain") {
+      return "modelo / model " + (job.summary.version || "") + ": " + (job.summary.model || "");
+    }
     if (job.status === "successful" && job.summary && job.summary.alert_counts) {
       var c = job.summary.alert_counts;
       return c.new + " nuevas / new, " + c.updated + " actualizadas / updated, " + c.unchanged + " sin cambios / unchanged";
