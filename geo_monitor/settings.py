@@ -343,6 +343,8 @@ class Settings(BaseSettings):
             "job_backoff_max_s": self.job_backoff_max_s,
             "job_poll_s": self.job_poll_s,
             "job_max_area_km2": self.job_max_area_km2,
+            "job_retrain_max_seeds": self.job_retrain_max_seeds,
+            "job_retrain_presets": list(self.job_retrain_presets),
             **{f"{layer}_path": _path_or_none(getattr(self, f"{layer}_path")) for layer in CONTEXT_LAYERS},
             "log_level": self.log_level,
             "log_format": self.log_format,
