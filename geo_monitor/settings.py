@@ -134,6 +134,12 @@ class Settings(BaseSettings):
     session_cookie_secure: bool = Field(
         default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
     )
+    # --- map imagery (issue 5) ---
+    imagery_catalog_ttl_s: float = Field(
+        default=300.0, ge=0, le=86400,
+        description="Seconds the web app keeps its index of the catalog's scenes before reading it again "
+        "(new scenes show up after at most this long; 0 reads it on every request).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -251,6 +257,7 @@ class Settings(BaseSettings):
             "rate_limit_storage_uri": _mask_password(self.rate_limit_storage_uri),
             "max_request_bytes": self.max_request_bytes,
             "session_cookie_secure": self.session_cookie_secure,
+            "imagery_catalog_ttl_s": self.imagery_catalog_ttl_s,
         }
 
 

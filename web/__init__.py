@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     """A configured app; the store defaults to the one ``settings`` name (migrated to the current schema)."""
     from web.api import api
     from web.docs import docs
+    from web.imagery import imagery
     from web.limits import init_rate_limits
     from web.login import login
     from web.ogc import ogc
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     app.register_blueprint(ogc, url_prefix="/ogc")
     app.register_blueprint(docs)
     app.register_blueprint(login)
+    app.register_blueprint(imagery)
     init_rate_limits(app, settings)
 
     @app.after_request

@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
-from geo_monitor.errors import ConfigError, GeoMonitorError, InvalidInputError
+from geo_monitor.errors import ConfigError, GeoMonitorError, ImageryUnavailableError, InvalidInputError, NotFoundError
 from geo_monitor.store import AlertNotFoundError
 
 log = logging.getLogger(__name__)
@@ -39,10 +39,15 @@ class Problem(Exception):
 #: Library error class -> HTTP status; the most specific class that matches wins (checked in order).
 STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (AlertNotFoundError, 404),
+    (NotFoundError, 404),
     (InvalidInputError, 400),
+    (ImageryUnavailableError, 503),
     (ConfigError, 500),
     (GeoMonitorError, 500),
 )
+
+#: What a client is told for a server-side failure (the log has the details; the client gets no paths).
+SERVER_DETAIL: dict[int, str] = {503: "imagery is unavailable: the server cannot read its imagery catalog; try later"}
 
 
 def problem_response(status: int, detail: str | None = None, *, headers: dict[str, str] | None = None,
@@ -82,7 +87,7 @@ def register_problem_handlers(app: Flask) -> None:
         status = next(code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls))
         if status >= 500:
             log.error("request failed: %s", exc, exc_info=exc)
-            return problem_response(status, "the server could not complete the request")
+            return problem_response(status, SERVER_DETAIL.get(status, "the server could not complete the request"))
         return problem_response(status, str(exc), parameter=getattr(exc, "parameter", None))
 
     @app.errorhandler(Exception)
