@@ -135,6 +135,11 @@ class Settings(BaseSettings):
         default=False, description="Send the session cookie over HTTPS only (set behind TLS)."
     )
     # --- map imagery (issue 5) ---
+    tile_rate_limit: str = Field(
+        default="6000/minute",
+        description="Requests per caller for map tiles and chips (a map view loads dozens at once); "
+        "replaces rate_limit on those routes.",
+    )
     imagery_catalog_ttl_s: float = Field(
         default=300.0, ge=0, le=86400,
         description="Seconds the web app keeps its index of the catalog's scenes before reading it again "
@@ -184,7 +189,7 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL or a local path")
         return value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "tile_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         if not _RATE_LIMIT.match(value):
@@ -257,6 +262,7 @@ class Settings(BaseSettings):
             "rate_limit_storage_uri": _mask_password(self.rate_limit_storage_uri),
             "max_request_bytes": self.max_request_bytes,
             "session_cookie_secure": self.session_cookie_secure,
+            "tile_rate_limit": self.tile_rate_limit,
             "imagery_catalog_ttl_s": self.imagery_catalog_ttl_s,
         }
 

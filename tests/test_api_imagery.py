@@ -270,3 +270,11 @@ def test_gpx_export_of_the_filtered_alerts(api: Api, tmp_path: Path) -> None:
     everything = api.get("/api/v1/alerts/export?format=gpx&priority=medium")
     path.write_bytes(everything.data)
     assert pyogrio.read_dataframe(path, layer="waypoints")["name"].tolist() == [ORELLANA_ID]
+
+
+def test_tiles_have_their_own_rate_limit(alert_store: AlertStore, tmp_path: Path, sample_area: Path) -> None:
+    api = make_api(alert_store, test_settings(tmp_path, stac_url=catalog_path(sample_area), rate_limit="3/minute",
+                                              tile_rate_limit="6/minute"))
+    codes = [api.get("/tiles/change/3/1/1.png").status_code for _ in range(7)]
+    assert codes == [200] * 6 + [429]  # more than the general 3/minute, then its own limit
+    assert [api.get("/api/v1/scenes?limit=1", key="agent").status_code for _ in range(4)] == [200] * 3 + [429]
