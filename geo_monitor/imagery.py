@@ -72,6 +72,8 @@ RENDERER_VERSION: Final[str] = "1"
 MAX_ZOOM: Final[int] = 24
 #: Tile sizes served (titiler's ``tilesize``): 256 is the XYZ default, 512 for high-DPI screens.
 TILE_SIZES: Final[tuple[int, ...]] = (256, 512)
+#: Sentinel-2's finest pixel (m): output pixels smaller than this are filled by nearest neighbour, never interpolated.
+NATIVE_PIXEL_M: Final[float] = 10.0
 #: Reflectance limits a ``rescale`` may use: surface reflectance is 0..1, with some room for bright cloud.
 RESCALE_LIMITS: Final[tuple[float, float]] = (-0.2, 2.0)
 
@@ -157,9 +159,10 @@ def _read_reflectance(scene: Scene, bands: Sequence[str], read: _Read) -> tuple[
     """(reflectance float32 (bands, h, w), valid bool (h, w)) of ``bands`` through ``read``.
 
     ``read(reader, resampling)`` gives one band's pixels on the output grid;
-    ``resampling`` is bilinear for reflectance when zoomed out (overview-style
-    averaging) and nearest for SCL classes. Reprojection itself is always
-    nearest: each 10 m (or 20 m) pixel stays a visible square when zoomed in, as
+    ``resampling`` is bilinear for reflectance and nearest for SCL classes, and
+    the readers use it only when the output pixels are larger than the
+    source's (zoomed out: averaging); zoomed in, and for reprojection, it is
+    always nearest, so each 10 m (or 20 m) pixel stays a visible square, as
     titiler does by default, instead of inventing detail. Valid means: read, not DN 0 in any band, and SCL is not "no data".
     """
     names = [*bands, SCL_BAND]
@@ -243,9 +246,11 @@ def render_tile(scene: Scene, render: str, tile: TileAddress, *, tilesize: int =
     if not _intersects(tile_lonlat_bounds(tile), scene.bbox):
         return transparent_png(tilesize)
 
+    zoomed_in = _tile_pixel_m(tile, tilesize) < NATIVE_PIXEL_M
+
     def read(src: Reader, resampling: str) -> ImageData:
-        return src.tile(tile.x, tile.y, tile.z, tilesize=tilesize, resampling_method=resampling,
-                        reproject_method="nearest")
+        return src.tile(tile.x, tile.y, tile.z, tilesize=tilesize,
+                        resampling_method="nearest" if zoomed_in else resampling, reproject_method="nearest")
 
     try:
         refl, valid = _read_reflectance(scene, spec.bands, read)
@@ -254,6 +259,11 @@ def render_tile(scene: Scene, render: str, tile: TileAddress, *, tilesize: int =
     if not valid.any():
         return transparent_png(tilesize)
     return encode_png(_to_rgba(refl, valid, rescale or spec.rescale, spec.gamma))
+
+
+def _tile_pixel_m(tile: TileAddress, tilesize: int) -> float:
+    """Ground size of a tile's pixel at the equator (Ecuador is within 5° of it: cos(5°) = 0.996)."""
+    return 2 * math.pi * 6378137.0 / (tilesize * 2 ** tile.z)
 
 
 def _render(name: str) -> Render:
@@ -355,8 +365,10 @@ def chip_rgba(scene: Scene, area: ChipArea, render: str = "truecolor") -> np.nda
     """The chip's pixels, (4, h, w) uint8 RGBA (see :func:`render_chip`)."""
     spec = _render(render)
 
+    zoomed_in = area.resolution < NATIVE_PIXEL_M
+
     def read(src: Reader, resampling: str) -> ImageData:
-        return _read_chip(src, area, resampling, area.size_px)
+        return _read_chip(src, area, "nearest" if zoomed_in else resampling, area.size_px)
 
     try:
         refl, valid = _read_reflectance(scene, spec.bands, read)

@@ -15,6 +15,8 @@ import morecantile
 import numpy as np
 import pytest
 from imagery_support import catalog_path, clear_on_grid, decode_png, scl_on_grid, truth_site
+from pyproj import Transformer
+from stac_fixtures import ITEMS, NODATA_ROWS_10M, SIZE_10M, FixtureCatalog, _origin, static_catalog  # noqa: F401
 from rasterio.features import rasterize
 from rasterio.transform import from_bounds
 from shapely.geometry import box
@@ -24,6 +26,7 @@ from geo_monitor.coordinates import dms, field_coordinates, latitude_band
 from geo_monitor.errors import ImageryUnavailableError, InvalidInputError, UnknownSceneError
 from geo_monitor.imagery import (
     OUTLINE_RGB,
+    RENDERS,
     SCORE_ALPHA,
     TileAddress,
     chip_area,
@@ -67,6 +70,47 @@ def _swath_cut_scene(catalog: SceneCatalog):
 
 
 # --------------------------------------------------------------------------- tiles
+
+
+@pytest.mark.parametrize("item_id", [
+    "S2A_18MTV_20240105_0_L2A",  # raster:bands scale/offset -0.1
+    "S2A_18MTV_20240105_1_L2A",  # raster:bands offset 0 (wins over the baseline)
+    "S2B_MSIL2A_20240110T153619_R068_T18MTV_20240110T201500",  # Planetary Computer keys, offset from the baseline
+    "S2A_18MTV_20240120_0_L2A",  # baseline 04.00, offset already applied by the provider
+    "S2A_17MPS_20240125_0_L2A",  # the other UTM zone of Ecuador
+])
+def test_pixels_are_the_stretched_reflectance_of_each_items_own_dn_conversion(
+        static_catalog: FixtureCatalog, item_id: str) -> None:
+    """The fixture's DNs are known per column (stac_fixtures): every visible chip pixel is exactly the
+    stretch of DN x scale + offset of the source pixel under it, 10 m pixels repeated, never interpolated."""
+    spec = ITEMS[item_id]
+    scene = SceneCatalog(str(static_catalog.catalog_json)).get(item_id)
+    x0, y0 = _origin(spec)
+    to_ll = Transformer.from_crs(spec.epsg, 4326, always_xy=True)
+    site = box(*to_ll.transform(x0 + 250, y0 - 450), *to_ll.transform(x0 + 390, y0 - 310))
+    area = chip_area(site, min_side_m=500)
+    assert area.epsg == spec.epsg
+    rgba = chip_rgba(scene, area, "truecolor")
+    render = RENDERS["truecolor"]
+    rows, cols = np.mgrid[0:area.size_px, 0:area.size_px]
+    xs, ys = area.transform * (cols + 0.5, rows + 0.5)
+    src_col, src_row = np.floor((xs - x0) / 10).astype(int), np.floor((y0 - ys) / 10).astype(int)
+    inside = (src_col >= 0) & (src_col < SIZE_10M) & (src_row >= 0) & (src_row < SIZE_10M)
+    valid = inside & (src_row >= NODATA_ROWS_10M)
+    outline = np.all(rgba[:3] == np.array(OUTLINE_RGB)[:, None, None], axis=0)
+    assert (rgba[3][~inside] == 0).all() and (rgba[3][inside & ~valid & ~outline] == 0).all()
+    check = valid & ~outline
+    # pixels whose centre is within 2 cm of a source pixel edge could go either way: leave them out
+    edge = (np.abs((xs - x0) / 10 - np.rint((xs - x0) / 10)) < 0.002) | (np.abs((y0 - ys) / 10 - np.rint((y0 - ys) / 10)) < 0.002)
+    check &= ~edge
+    assert check.sum() > 20_000
+    for channel, band in enumerate(render.bands):
+        lo, hi = render.rescale[channel]
+        refl = np.array([spec.reflectance(band, int(c)) for c in range(SIZE_10M)])[src_col[check]]
+        expected = np.rint(np.clip((refl - lo) / (hi - lo), 0, 1) ** (1 / render.gamma) * 255)
+        assert np.abs(rgba[channel][check].astype(int) - expected).max() <= 1, (band, spec.expected_offset)
+    assert (rgba[3][check] == 255).all()
+
 
 
 def test_tile_is_an_rgba_png_of_the_asked_size_and_no_data_is_transparent(catalog: SceneCatalog) -> None:
