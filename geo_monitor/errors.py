@@ -40,3 +40,15 @@ class SceneError(GeoMonitorError):
 
 class SampleDataError(GeoMonitorError):
     """The sample area is missing, incomplete or differs from what its generator builds."""
+
+
+class NotFoundError(GeoMonitorError):
+    """Something a user named (a scene, an image of an alert) does not exist or is not available to them."""
+
+
+class UnknownSceneError(NotFoundError):
+    """A scene id that the configured imagery catalog does not know (the allow-list of imagery requests)."""
+
+
+class ImageryUnavailableError(GeoMonitorError):
+    """The configured imagery catalog cannot be read, so no scene can be looked up (a server-side problem)."""

@@ -1,4 +1,4 @@
-"""Alert exports for field and GIS tools: GeoJSON, GeoPackage, KML, CSV and zipped Shapefile.
+"""Alert exports for field and GIS tools: GeoJSON, GeoPackage, KML, CSV, zipped Shapefile and GPX.
 
 Pure I/O: an iterable of stored alerts in, one file in a folder the caller
 owns out. Alerts are written in batches through pyogrio/GDAL (appending), so
@@ -11,6 +11,13 @@ EPSG:4326. CSV carries it as WKT plus the centroid's ``lon``/``lat`` (what a
 GPS or a spreadsheet can use). Shapefile field names are at most 10
 characters: :data:`SHAPEFILE_NAMES` is the mapping (also in docs/partners.md),
 and the zip holds ``.shp``, ``.shx``, ``.dbf``, ``.prj`` and ``.cpg``.
+
+GPX is for handheld GPS units and phone apps, which navigate to points, not
+polygons: one waypoint per alert at its centroid (the same point as the CSV's
+``lon``/``lat``), named by the alert id, with the priority as the waypoint
+``type`` and a flag symbol by priority, and a short description (priority,
+legality, area, first detection, province) in ``desc``. Only GPX's own
+waypoint fields are written, so every GPS reads all of it.
 """
 
 from __future__ import annotations
@@ -52,7 +59,18 @@ FORMATS: Final[dict[str, ExportFormat]] = {
     "kml": ExportFormat("LIBKML", ".kml", "application/vnd.google-earth.kml+xml"),
     "csv": ExportFormat("CSV", ".csv", "text/csv", (("GEOMETRY", "AS_WKT"), ("GEOMETRY_NAME", "wkt"))),
     "shp": ExportFormat("ESRI Shapefile", ".zip", "application/zip", (("ENCODING", "UTF-8"),)),
+    "gpx": ExportFormat("GPX", ".gpx", "application/gpx+xml"),
 }
+
+#: GPX waypoint symbol per priority (Garmin's names, which most GPS apps also know).
+GPX_SYMBOLS: Final[dict[str, str]] = {
+    "critical": "Flag, Red",
+    "high": "Flag, Red",
+    "medium": "Flag, Blue",
+    "low": "Flag, Green",
+}
+#: The GPX layer GDAL writes points to.
+GPX_LAYER: Final = "waypoints"
 
 #: (column, kind, value from a StoredAlert). Kind "float" columns are numbers, the rest text.
 COLUMNS: Final[tuple[tuple[str, str, Callable[[StoredAlert], Any]], ...]] = (
@@ -121,6 +139,8 @@ def write_export(alerts: Iterable[StoredAlert], fmt: str, directory: Path) -> Pa
     """Write ``alerts`` as ``fmt`` into ``directory`` (which must exist) and return the file to send."""
     spec = check_format(fmt)
     target = directory / f"{LAYER}{'.shp' if fmt == 'shp' else spec.suffix}"
+    if fmt == "gpx":
+        return _write_gpx(alerts, target)
     rename = SHAPEFILE_NAMES if fmt == "shp" else {}
     written = False
     for batch in _batches(alerts, BATCH):
@@ -155,6 +175,30 @@ def _frame(batch: list[StoredAlert], rename: dict[str, str], *, csv: bool) -> gp
         data["lon"] = pd.Series([round(c.x, 7) for c in centroids], dtype="float64")
         data["lat"] = pd.Series([round(c.y, 7) for c in centroids], dtype="float64")
     return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geometries, crs=CRS), crs=CRS)
+
+
+def _write_gpx(alerts: Iterable[StoredAlert], target: Path) -> Path:
+    """Waypoints at the alerts' centroids. GDAL's GPX driver cannot append, so the points (a few
+    short strings each) are gathered first and written in one go."""
+    rows: dict[str, list[Any]] = {"name": [], "cmt": [], "desc": [], "sym": [], "type": []}
+    points = []
+    for stored in alerts:
+        alert = stored.alert
+        priority = alert.priority.value
+        rows["name"].append(alert.id)
+        rows["cmt"].append(f"{priority}; {alert.legality.value}; {stored.status.value}")
+        rows["desc"].append(
+            f"priority {priority}, {alert.legality.value.replace('_', ' ')}, {alert.area_ha:.2f} ha, "
+            f"first detected {alert.first_detected.isoformat()}"
+            + (f", {alert.context.province}" if alert.context.province else "")
+        )
+        rows["sym"].append(GPX_SYMBOLS.get(priority, "Flag, Blue"))
+        rows["type"].append(priority)
+        points.append(alert.geometry.centroid)
+    frame = gpd.GeoDataFrame({k: pd.Series(v, dtype="object") for k, v in rows.items()},
+                             geometry=gpd.GeoSeries(points, crs=CRS), crs=CRS)
+    pyogrio.write_dataframe(frame, target, layer=GPX_LAYER, driver="GPX", geometry_type="Point")
+    return target
 
 
 def _zip_shapefile(shp: Path) -> Path:

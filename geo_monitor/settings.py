@@ -179,6 +179,17 @@ class Settings(BaseSettings):
         default=_REPO_ROOT / "node_modules",
         description="node_modules folder holding the viewer's npm libraries (maplibre-gl), filled by `make install`.",
     )
+    # --- map imagery (issue 5) ---
+    tile_rate_limit: str = Field(
+        default="6000/minute",
+        description="Requests per caller for map tiles and chips (a map view loads dozens at once); "
+        "replaces rate_limit on those routes.",
+    )
+    imagery_catalog_ttl_s: float = Field(
+        default=300.0, ge=0, le=86400,
+        description="Seconds the web app keeps its index of the catalog's scenes before reading it again "
+        "(new scenes show up after at most this long; 0 reads it on every request).",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -264,6 +275,7 @@ class Settings(BaseSettings):
         return value
 
     @field_validator("rate_limit")
+    @field_validator("rate_limit", "tile_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:
         if not _RATE_LIMIT.match(value):
@@ -363,6 +375,8 @@ class Settings(BaseSettings):
             "basemap_url": self.basemap_url or "(offline basemap)",
             "basemap_attribution": self.basemap_attribution,
             "frontend_dir": str(self.frontend_dir),
+            "tile_rate_limit": self.tile_rate_limit,
+            "imagery_catalog_ttl_s": self.imagery_catalog_ttl_s,
         }
 
 

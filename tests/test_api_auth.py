@@ -119,6 +119,13 @@ def test_rate_limit_is_per_key_with_retry_after(alert_store: AlertStore, tmp_pat
     assert limited.get("/api/v1/alerts", key="agent").status_code == 200  # another key has its own budget
 
 
+def test_login_attempts_are_limited_per_address(api: Api) -> None:
+    """10 tries a minute whatever the general limit: password guessing slows down to that."""
+    codes = [api.client.post("/login", data={"username": "x", "password": "y", "csrf_token": "z"}).status_code
+             for _ in range(11)]
+    assert codes == [403] * 10 + [429]
+
+
 def test_security_headers_everywhere(api: Api) -> None:
     for response in (api.get("/api/v1/alerts"), api.get("/nowhere"), api.get("/api/docs", key=None)):
         assert response.headers["X-Content-Type-Options"] == "nosniff"

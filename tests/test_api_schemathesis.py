@@ -9,18 +9,23 @@ schema.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import schemathesis
 from alert_samples import make_alert
-from api_support import Api, api  # noqa: F401  (fixture)
+from api_support import Api, make_api, test_settings
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
+from stac_fixtures import FixtureCatalog, static_catalog  # noqa: F401  (pytest fixture)
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
+
+from geo_monitor.store import AlertStore
 
 CHECKS = [
     not_a_server_error,
@@ -31,6 +36,12 @@ CHECKS = [
 ]
 #: Examples per operation: enough to hit every parameter's edge cases, bounded for a 2-core CI.
 EXAMPLES = 40
+
+
+@pytest.fixture
+def api(alert_store: AlertStore, tmp_path: Path, static_catalog: FixtureCatalog) -> Api:
+    """The app on a fresh store with an imagery catalog to serve (without one, imagery is rightly a 503)."""
+    return make_api(alert_store, test_settings(tmp_path, stac_url=str(static_catalog.catalog_json)))
 
 
 @pytest.mark.slow

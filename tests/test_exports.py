@@ -13,7 +13,8 @@ from shapely.geometry import MultiPolygon, box
 
 from geo_monitor.alerts import Status
 from geo_monitor.errors import InvalidInputError
-from geo_monitor.exports import COLUMNS, FORMATS, SHAPEFILE_NAMES, write_export
+from geo_monitor.alerts import Priority
+from geo_monitor.exports import COLUMNS, FORMATS, GPX_LAYER, SHAPEFILE_NAMES, write_export
 from geo_monitor.store.query import StoredAlert
 
 T0 = datetime(2024, 3, 1, 12, tzinfo=timezone.utc)
@@ -40,10 +41,16 @@ def _read(path: Path, fmt: str):
             assert {Path(n).suffix for n in names} >= {".shp", ".shx", ".dbf", ".prj"}, names
             zf.extractall(path.parent / "unzipped")
         path = path.parent / "unzipped" / "alerts.shp"
+    if fmt == "gpx":
+        return pyogrio.read_dataframe(path, layer=GPX_LAYER)
     return pyogrio.read_dataframe(path)
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+#: Formats carrying every column and the polygons (GPX carries waypoints for a GPS: tested on its own).
+TABLE_FORMATS = [name for name in FORMATS if name != "gpx"]
+
+
+@pytest.mark.parametrize("fmt", TABLE_FORMATS)
 def test_every_format_reads_back(tmp_path: Path, fmt: str) -> None:
     alerts = _stored(5)
     path = write_export(iter(alerts), fmt, tmp_path)
@@ -96,3 +103,24 @@ def test_large_export_is_written_in_batches(tmp_path: Path, monkeypatch: pytest.
 def test_unknown_format(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="format must be one of"):
         write_export(iter(()), "xlsx", tmp_path)
+
+
+def test_gpx_has_a_waypoint_per_alert_at_its_centroid(tmp_path: Path) -> None:
+    alerts = _stored(4)
+    alerts[2] = StoredAlert(**{**alerts[2].__dict__,
+                               "alert": type(alerts[2].alert)(**{**alerts[2].alert.__dict__,
+                                                                 "priority": Priority.CRITICAL})})
+    path = write_export(iter(alerts), "gpx", tmp_path)
+    assert path.suffix == ".gpx"
+    assert pyogrio.read_info(path, layer=GPX_LAYER)["crs"] == "EPSG:4326"
+    frame = pyogrio.read_dataframe(path, layer=GPX_LAYER)
+    assert frame["name"].tolist() == [a.alert.id for a in alerts]
+    assert frame["type"].tolist() == [a.alert.priority.value for a in alerts] == ["high", "high", "critical", "high"]
+    assert set(frame.geometry.geom_type) == {"Point"}
+    for point, stored in zip(frame.geometry, alerts):
+        centroid = stored.alert.geometry.centroid
+        assert point.distance(centroid) < 1e-7  # the MultiPolygon's centroid too, not its first part's
+    assert "Napo" in frame["desc"][0] and "4.80 ha" in frame["desc"][0] and "2024-02-01" in frame["desc"][0]
+    assert frame["cmt"][1] == "high; probably_illegal; under_review"
+    text = path.read_text(encoding="utf-8")
+    assert text.count("<wpt ") == 4 and "http://www.topografix.com/GPX/1/1" in text

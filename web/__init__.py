@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     from web.analyst import analyst
     from web.docs import docs
     from web.jobs import jobs
+    from web.imagery import imagery
     from web.limits import init_rate_limits
     from web.login import login
     from web.ogc import ogc
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     app.register_blueprint(login)
     init_i18n(app)  # issue 5: the map viewer's languages
     init_viewer(app)  # issue 5: the map viewer at /
+    app.register_blueprint(imagery)
     init_rate_limits(app, settings)
 
     @app.after_request

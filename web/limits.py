@@ -15,6 +15,8 @@ from web.auth import rate_limit_key
 
 #: Login attempts per address: slows password guessing whatever the general limit is.
 LOGIN_LIMIT = "10/minute"
+#: Views under ``tile_rate_limit`` (web/imagery.py).
+TILE_VIEWS = ("imagery.scene_tile", "imagery.change_tile", "imagery.chip_before", "imagery.chip_after")
 
 
 def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
@@ -29,8 +31,15 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
         key_prefix="geo-monitor",
     )
     app.extensions["geo_monitor_limiter"] = limiter
-    # Limits are looked up by the view's name at request time, so a registered view can be limited here.
+    # A decorated limit is checked by the wrapper limiter.limit returns (the request hook skips views
+    # marked for limiting), so the wrapper must replace the registered view.
     login_view = app.view_functions.get("login.login_post")
     if login_view is not None:
-        limiter.limit(LOGIN_LIMIT, key_func=lambda: f"login:{request.remote_addr}")(login_view)
+        app.view_functions["login.login_post"] = limiter.limit(
+            LOGIN_LIMIT, key_func=lambda: f"login:{request.remote_addr}")(login_view)
+    # A map view asks for dozens of tiles at once: they get their own, larger budget instead of the general one.
+    for name in TILE_VIEWS:
+        view = app.view_functions.get(name)
+        if view is not None:
+            app.view_functions[name] = limiter.limit(settings.tile_rate_limit)(view)
     return limiter

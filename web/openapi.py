@@ -544,6 +544,7 @@ _PROBLEMS = {
     "422": "The body is JSON but its content is not acceptable.",
     "429": "Rate limit exceeded; `Retry-After` says when to try again.",
     "500": "The server failed; the error was logged.",
+    "503": "Imagery is unavailable: the server cannot read its imagery catalog right now.",
 }
 
 
@@ -915,6 +916,8 @@ def _paths() -> dict[str, Any]:
 
 @cache
 def _document() -> dict[str, Any]:
+    from web.openapi_imagery import imagery_parameters, imagery_paths, imagery_schemas
+
     return {
         "openapi": "3.1.0",
         "info": {
@@ -927,8 +930,9 @@ def _document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": _READ,
-        "tags": [{"name": "alerts"}, {"name": "webhooks"}, {"name": "jobs"}, {"name": "OGC API - Features"}, {"name": "login"}, {"name": "docs"}],
-        "paths": _paths(),
+        "tags": [{"name": "alerts"}, {"name": "webhooks"}, {"name": "jobs"}, {"name": "OGC API - Features"}, {"name": "login"},
+                 {"name": "docs"}, {"name": "imagery"}],
+        "paths": {**_paths(), **imagery_paths()},
         "components": {
             "securitySchemes": {
                 "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key",
@@ -936,8 +940,8 @@ def _document() -> dict[str, Any]:
                 "Session": {"type": "apiKey", "in": "cookie", "name": "geo_monitor_session",
                             "description": "Web session from POST /login; writes also need X-CSRF-Token."},
             },
-            "schemas": _schemas(),
-            "parameters": _parameters(),
+            "schemas": {**_schemas(), **imagery_schemas()},
+            "parameters": {**_parameters(), **imagery_parameters()},
             "responses": _responses(),
         },
     }

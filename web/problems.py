@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
-from geo_monitor.errors import ConfigError, GeoMonitorError, InvalidInputError, NotFoundError
+from geo_monitor.errors import ConfigError, GeoMonitorError, ImageryUnavailableError, InvalidInputError, NotFoundError
 from geo_monitor.store import JobConflictError, JobNotFoundError
 
 log = logging.getLogger(__name__)
@@ -42,9 +42,13 @@ STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (JobNotFoundError, 404),
     (JobConflictError, 409),  # cancelling a finished job; an idempotency key reused for other inputs
     (InvalidInputError, 400),
+    (ImageryUnavailableError, 503),
     (ConfigError, 500),
     (GeoMonitorError, 500),
 )
+
+#: What a client is told for a server-side failure (the log has the details; the client gets no paths).
+SERVER_DETAIL: dict[int, str] = {503: "imagery is unavailable: the server cannot read its imagery catalog; try later"}
 
 
 def problem_response(status: int, detail: str | None = None, *, headers: dict[str, str] | None = None,
@@ -84,7 +88,7 @@ def register_problem_handlers(app: Flask) -> None:
         status = next(code for cls, code in STATUS_BY_ERROR if isinstance(exc, cls))
         if status >= 500:
             log.error("request failed: %s", exc, exc_info=exc)
-            return problem_response(status, "the server could not complete the request")
+            return problem_response(status, SERVER_DETAIL.get(status, "the server could not complete the request"))
         return problem_response(status, str(exc), parameter=getattr(exc, "parameter", None))
 
     @app.errorhandler(Exception)
