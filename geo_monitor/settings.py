@@ -274,7 +274,6 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) XYZ template containing {z}, {x} and {y}")
         return value
 
-    @field_validator("rate_limit")
     @field_validator("rate_limit", "tile_rate_limit")
     @classmethod
     def _check_rate_limit(cls, value: str) -> str:

@@ -22,7 +22,7 @@ from rasterio.transform import from_bounds
 from shapely.geometry import box
 
 from geo_monitor.chips import CLEAR_STEPS, candidates, choose_chip_scenes, clearest
-from geo_monitor.coordinates import dms, field_coordinates, latitude_band
+from geo_monitor.coordinates import notations, to_dms, to_utm
 from geo_monitor.errors import ImageryUnavailableError, InvalidInputError, UnknownSceneError
 from geo_monitor.imagery import (
     OUTLINE_RGB,
@@ -363,20 +363,20 @@ def test_scene_index_search_and_an_unreadable_catalog(catalog: SceneCatalog, tmp
 # --------------------------------------------------------------------------- coordinates
 
 
-def test_field_coordinates_in_gps_forms() -> None:
-    c = field_coordinates(-77.49395, -0.98765)
+def test_coordinates_for_the_evidence_sheet_in_gps_forms() -> None:
+    c = notations(-77.49395, -0.98765)
     assert c.decimal == "-0.987650, -77.493950"
     assert c.dms == "0°59'15.5\"S 77°29'38.2\"W"
-    assert c.utm.startswith("18M ") and c.utm_epsg == 32718
-    easting, northing = (int(v) for v in c.utm.split()[1:])
+    assert c.utm.text.startswith("18M ") and c.utm.epsg == 32718
+    easting, northing = (int(v) for v in c.utm.text.split()[1:])
     assert 166_000 < easting < 834_000 and 9_000_000 < northing < 10_000_000  # south of the equator: false northing
     assert c.geo_uri == "geo:-0.987650,-77.493950"
-    north = field_coordinates(-78.5, 0.2)
-    assert north.utm.startswith("17N ") and north.dms.startswith("0°12'00.0\"N")
-    assert dms(-0.99999999, "N", "S") == "1°00'00.0\"S"  # rounding never shows 60 seconds
-    assert latitude_band(-0.1) == "M" and latitude_band(0.0) == "N" and latitude_band(84.0) == "X"
+    north = notations(-78.5, 0.2)
+    assert north.utm.text.startswith("17N ") and north.dms.startswith("0°12'00.0\"N")
+    assert to_dms(-0.99999999, is_lat=True) == "1°00'00.0\"S"  # rounding never shows 60 seconds
+    assert to_utm(-78.0, -0.1).band == "M" and to_utm(-78.0, 0.0).band == "N" and to_utm(-78.0, 84.0).band == "X"
     with pytest.raises(InvalidInputError):
-        field_coordinates(200, 0)
+        notations(200, 0)
     # DMS reads back to the point within 0.05"
     deg, rest = c.dms.split()[0].split("°")
     minutes, seconds = rest.split("'")
