@@ -20,7 +20,7 @@ class InvalidInputError(GeoMonitorError, ValueError):
 
 
 class NotFoundError(InvalidInputError, LookupError):
-    """What a user named (an alert, an API key, a webhook subscription) does not exist, or not for them.
+    """What a user named (an alert, an API key, a webhook subscription, a scene) does not exist, or not for them.
 
     Still an :class:`InvalidInputError` (code that refuses bad input keeps
     refusing it) and a :class:`LookupError`; the web layer answers it with 404.
@@ -40,10 +40,6 @@ class SceneError(GeoMonitorError):
 
 class SampleDataError(GeoMonitorError):
     """The sample area is missing, incomplete or differs from what its generator builds."""
-
-
-class NotFoundError(GeoMonitorError):
-    """Something a user named (a scene, an image of an alert) does not exist or is not available to them."""
 
 
 class UnknownSceneError(NotFoundError):
