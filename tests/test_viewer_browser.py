@@ -157,8 +157,6 @@ def test_clicking_an_alert_opens_its_panel_with_chips_and_coordinates(browser: A
     page.close()
 
 
-@pytest.mark.xfail(strict=False, reason="before/after chips are served by web/imagery.py (imagery part of issue 5), "
-                                        "not merged into this branch yet")
 def test_before_and_after_chips_show_images(browser: Any, site: Site) -> None:
     page = browser.new_page(viewport=DESKTOP)
     watch(page)
