@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from geo_monitor.alerts import Status  # noqa: E402
 from geo_monitor.store import AlertStore  # noqa: E402
+from process_tree import tree_cpu_seconds  # noqa: E402
 from synthetic_alerts import synthetic_alerts  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/geo_monitor_bench"
@@ -363,22 +364,6 @@ def _check_page(body: bytes, result: LoadResult) -> None:
 # --- measuring -----------------------------------------------------------------------------
 
 
-def _tree_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process and its children so far."""
-    total = 0.0
-    try:
-        root = psutil.Process(pid)
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.Error:
-                pass
-    except psutil.Error:
-        pass
-    return total
-
-
 def _postgres_cpu() -> float:
     """CPU seconds of the machine's PostgreSQL processes (0 when they cannot be read)."""
     total = 0.0
@@ -413,11 +398,11 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, o
         wait_ready(port, keys[0], server)
         load_before = os.getloadavg()
         me = psutil.Process()
-        cpu_before = (_tree_cpu(server.pid), sum(me.cpu_times()[:2]), _postgres_cpu(), psutil.cpu_times())
+        cpu_before = (tree_cpu_seconds(server.pid), sum(me.cpu_times()[:2]), _postgres_cpu(), psutil.cpu_times())
         wall = time.perf_counter()
         result = asyncio.run(drive(port, keys, boxes, args.warmup, args.duration))
         wall = time.perf_counter() - wall
-        cpu_after = (_tree_cpu(server.pid), sum(me.cpu_times()[:2]), _postgres_cpu(), psutil.cpu_times())
+        cpu_after = (tree_cpu_seconds(server.pid), sum(me.cpu_times()[:2]), _postgres_cpu(), psutil.cpu_times())
         load_after = os.getloadavg()
     finally:
         stop(server)

@@ -42,8 +42,10 @@ from rasterio.transform import from_origin
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from geo_monitor import change  # noqa: E402
+from process_tree import tree_cpu_seconds  # noqa: E402
 from geo_monitor.bands import ALL_BANDS, NATIVE_RESOLUTION_M  # noqa: E402
 from geo_monitor.state_store import StateInfo, StateStore, grid_key  # noqa: E402
 
@@ -80,19 +82,6 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def tree_cpu_seconds() -> float:
-    """User + system CPU seconds used so far by this process and all its children (workers, scheduler)."""
-    total = 0.0
-    me = psutil.Process()
-    for proc in [me, *me.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
 
 
 def write_scene(folder: Path, size: int) -> Path:
