@@ -129,7 +129,8 @@ def seed_state(pipeline, request, state_root: Path) -> None:
     import zarr
 
     from geo_monitor.sources import open_source
-    from pipelines.mining_change import _create_baseline_store, _create_store, _record_stored_chunks, write_baseline
+    from pipelines.mining_change import (APPLIED_DAYS_ATTR, _create_baseline_store, _create_store,
+                                         _record_stored_chunks, write_baseline)
 
     scenes = open_source(request.stac_url).search(request.bbox, request.baseline_start, request.end).scenes
     grid = pipeline._grid(scenes, f"EPSG:{EPSG}", request)
@@ -151,16 +152,31 @@ def seed_state(pipeline, request, state_root: Path) -> None:
             base = {k: (np.float32(v) * (1 + rng.normal(0, 0.04, (h, w))).astype(np.float32) if k in noisy
                         else np.full((h, w), v, np.float32)) for k, v in forest.items()}
             write_baseline(group, window, base)
-    # the state after earlier updates over this forest: every pixel seen clear a few times,
-    # nothing else (what the pipeline itself stores for unchanged forest, manifest included)
+    # The state after five earlier updates over this forest, each with half the tile under
+    # cloud (a different half each time, so every chunk has pixels that missed some looks):
+    # what the pipeline itself stores, manifest included. The scene applied then is 98 % clear.
     version, path = store.new_version_path(None)
-    _create_store(path, change.STATE_VARS, shape, request.chunk_px)
+    days = [change.day_index(date(2024, 1, 11)) + 10 * k for k in range(5)]
+    _create_store(path, change.STATE_VARS, shape, request.chunk_px, {APPLIED_DAYS_ATTR: days})
     state = zarr.open_group(str(path), mode="r+")
-    state["n_clear"][:] = 5
-    state["last_clear"][:] = change.day_index(date(2024, 2, 10))
     blocks = (-(-shape[0] // step), -(-shape[1] // step))
     flags = np.zeros((*blocks, len(change.STATE_VARS)), bool)
-    flags[..., [list(change.STATE_VARS).index("n_clear"), list(change.STATE_VARS).index("last_clear")]] = True
+    unclear = [list(change.STATE_VARS).index(name) for name in ("n_unclear", "unclear_run")]
+    for r in range(0, shape[0], step):
+        for c in range(0, shape[1], step):
+            window = (slice(r, min(r + step, shape[0])), slice(c, min(c + step, shape[1])))
+            h, w = window[0].stop - r, window[1].stop - c
+            missed = np.zeros((len(days), h, w), bool)
+            for k in range(len(days)):  # cloud fields of ~1 km blobs covering about half the tile
+                coarse = rng.random((-(-h // 100), -(-w // 100))) < 0.5
+                missed[k] = np.repeat(np.repeat(coarse, 100, 0), 100, 1)[:h, :w]
+            state["n_unclear"][window] = missed.sum(axis=0).astype(np.uint16)
+            # scenes since the last clear look: trailing misses
+            run = np.zeros((h, w), np.uint16)
+            for k in range(len(days)):
+                run = np.where(missed[k], run + 1, 0).astype(np.uint16)
+            state["unclear_run"][window] = run
+            flags[r // step, c // step, unclear] = True
     _record_stored_chunks(str(path), request.chunk_px, flags)
     store.commit(StateInfo(version, grid.__dict__, request.baseline_start.isoformat(), request.start.isoformat(),
                            pipeline_method(), [], 0))

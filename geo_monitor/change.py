@@ -30,6 +30,7 @@ first year), 0 meaning "never".
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from datetime import date
 from typing import Final
@@ -126,7 +127,11 @@ FOLD_NODATA: Final = np.int16(-32768)
 
 #: Change-state variables and their dtypes.
 STATE_VARS: Final[dict[str, str]] = {
-    "n_clear": "uint16",  # clear observations since the monitoring start
+    # Clear looks are kept as what an unchanged, cloud-free pixel leaves at 0 (so its chunks need
+    # no storage): n_clear = scenes applied - n_unclear, and the last clear look was unclear_run
+    # scenes before the last one applied (see clear_looks).
+    "n_unclear": "uint16",  # scenes applied since the monitoring start that gave no clear look here
+    "unclear_run": "uint16",  # scenes applied since the last clear look (all of them if never clear)
     "consec": "uint8",  # current run of anomalous clear observations
     "consec_normal": "uint8",  # normal clear observations since the last anomaly of a confirmed pixel
     "n_anom": "uint16",
@@ -139,13 +144,53 @@ STATE_VARS: Final[dict[str, str]] = {
     "confirmed_at": "int16",  # day the run reached confirmation (confirm_after looks)
     "high_at": "int16",  # day the run reached high confidence (high_after looks)
     "last_anom": "int16",
-    "last_clear": "int16",
     "sum_ndvi_drop": "float32",
 }
 
 
 def empty_state(shape: tuple[int, int]) -> dict[str, np.ndarray]:
     return {name: np.zeros(shape, dtype) for name, dtype in STATE_VARS.items()}
+
+
+#: The state variables a scene update folds from zero and merges afterwards (see merge_unclear).
+UNCLEAR_VARS: Final[tuple[str, ...]] = ("n_unclear", "unclear_run")
+
+
+def merge_unclear(batch: dict[str, np.ndarray], n_scenes: int,
+                  previous: Callable[[str], np.ndarray | None]) -> dict[str, np.ndarray | None]:
+    """The unclear counters after ``n_scenes`` scenes, from those scenes folded into zeros (``batch``).
+
+    Equal to folding the scenes into the previous counters, which ``previous(name)`` reads
+    (None: all zero). Called only when needed: a counter the scenes left alone comes back as
+    None (unchanged, keep what is stored); ``previous`` is read only where a scene missed a
+    pixel (n_unclear) or missed it in every scene (unclear_run: the run goes on from before).
+    """
+    merged: dict[str, np.ndarray | None] = {}
+    missed = batch["n_unclear"]
+    if not missed.any():
+        merged["n_unclear"] = None
+    else:
+        before = previous("n_unclear")
+        merged["n_unclear"] = missed if before is None else (before + missed).astype(missed.dtype)
+    run = batch["unclear_run"]
+    continued = run == n_scenes  # no clear look in these scenes: the run from before goes on
+    before = previous("unclear_run") if continued.any() else None
+    merged["unclear_run"] = run if before is None else np.where(continued, before + run, run).astype(run.dtype)
+    return merged
+
+
+def clear_looks(state: dict[str, np.ndarray], applied_days: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Clear looks per pixel (count, and day of the last one; 0 = never) from the stored counters.
+
+    ``applied_days`` are the days of the scenes applied to the state, in the order they were
+    applied (a state version records them). The state keeps the complement of the clear looks
+    (:data:`STATE_VARS`) because that is 0 wherever every scene saw the pixel clearly.
+    """
+    looks = len(applied_days)
+    n_clear = (looks - state["n_unclear"].astype(np.int64)).astype(np.uint16)
+    days = np.asarray([0, *applied_days], np.int16)  # index 0: no clear look yet
+    last = looks - state["unclear_run"].astype(np.int64)  # 1-based position of the last clear look
+    return n_clear, days[np.where(n_clear > 0, np.clip(last, 0, looks), 0)]
 
 
 _EVIDENCE_LUT: Final[np.ndarray] = np.array([code not in SCL_NEVER_EVIDENCE for code in range(256)], bool)
@@ -310,8 +355,9 @@ def apply_observation(state: dict[str, np.ndarray], c: Classified, day: int,
     clear, anom = c.clear, c.anomaly
     normal = clear & ~anom
     s = state
-    s["n_clear"] += clear
-    s["last_clear"][clear] = day
+    s["n_unclear"] += ~clear
+    s["unclear_run"][~clear] += 1
+    s["unclear_run"][clear] = 0
     starting = anom & (s["consec"] == 0)
     s["run_start"][starting] = day
     s["consec"][anom] = np.minimum(s["consec"][anom].astype(np.int32) + 1, 255)

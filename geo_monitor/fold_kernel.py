@@ -61,7 +61,7 @@ def fold_scene(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np.nda
                state: dict[str, np.ndarray], day: int, t: Thresholds) -> bool:
     """Apply one scene's DNs (0 = no data) to ``state`` in place, as classify + apply_observation would.
 
-    Returns whether any variable other than ``n_clear`` and ``last_clear`` changed (an
+    Returns whether any variable other than ``n_unclear`` and ``unclear_run`` changed (an
     anomaly or a withdrawal somewhere): when not, the others need no look at all.
 
     ``scale``/``offset`` convert DN to reflectance for blue, green, red, nir, swir16 (in that
@@ -105,8 +105,8 @@ def _refl(dn: np.uint16, scale: np.float32, offset: np.float32) -> np.float32:
 @njit(cache=True, nogil=True)
 def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, offset,
           q_blue, q_red, q_nir, q_swir16, q_ndvi,
-          n_clear, consec, consec_normal, n_anom, n_bare, n_water, n_turbid, n_strict,
-          run_start, first_detected, confirmed_at, high_at, last_anom, last_clear, sum_ndvi_drop,
+          n_unclear, unclear_run, consec, consec_normal, n_anom, n_bare, n_water, n_turbid, n_strict,
+          run_start, first_detected, confirmed_at, high_at, last_anom, sum_ndvi_drop,
           day, th, confirm_after, high_after, withdraw_after, lut):  # pragma: no cover - compiled
     # Baseline in FOLD_VARS order and state in STATE_VARS order (fold_scene passes them positionally).
     cloud_blue, haze_rise, soil_ratio, shadow_ratio = th[0], th[1], th[2], th[3]
@@ -142,8 +142,12 @@ def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, of
             shadow = (n < np.float32(shadow_ratio * _base(q_nir[i, j]))
                       and s < np.float32(shadow_ratio * _base(q_swir16[i, j])) and mndwi <= 0)
             clear = usable and not hazy and not shadow
-            if not clear:
-                continue  # no observation: nothing in the state changes
+            if not clear:  # no observation: only the unclear counters move
+                n_unclear[i, j] += 1
+                unclear_run[i, j] += 1
+                continue
+            if unclear_run[i, j] != 0:  # (an unconditional write would touch every page of the array)
+                unclear_run[i, j] = 0
             base_ndvi = q_ndvi[i, j]  # FOLD_NODATA: no baseline or not eligible
             drop = np.float32(_base(base_ndvi) - ndvi)
             # Most clear pixels keep their vegetation: the soil and water tests only run on a drop.
@@ -156,8 +160,6 @@ def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, of
                 bare = bsi > bsi_bare and ndvi < ndvi_bare_max and bright and not water
                 anom = bare or water
 
-            n_clear[i, j] += 1
-            last_clear[i, j] = day
             if anom:
                 changed = True
                 if consec[i, j] == 0:

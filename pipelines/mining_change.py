@@ -20,6 +20,7 @@ with the reason in the summary and the logs.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,9 +56,11 @@ from geo_monitor.window_reader import read_window, read_window_native
 log = logging.getLogger(__name__)
 
 PIPELINE_NAME: Final[str] = "mining-change"
-PIPELINE_VERSION: Final[str] = "2"
+PIPELINE_VERSION: Final[str] = "3"
 #: Anything that changes what the state means bumps this (new state key).
 METHOD_VERSION: Final[str] = f"{PIPELINE_NAME}@{PIPELINE_VERSION}"
+#: Attribute of a state version: the day of every scene applied to it, in the order applied.
+APPLIED_DAYS_ATTR: Final[str] = "applied_days"
 #: Chunk side: large enough that reopening each COG per chunk is cheap (PERFORMANCE.md: ~2048 is best,
 #: 1024 keeps a task's memory low); baseline medians run in BASELINE_TILE_PX sub-windows.
 DEFAULT_CHUNK_PX: Final[int] = 1024
@@ -173,6 +176,12 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
     these flags move between workers. ``stored`` is that answer from the
     previous version for every chunk (None: unknown, read everything); a
     variable never stored for the chunk is all zero and is not read.
+
+    What the scenes did not change is not rewritten: its stored chunk is linked
+    into the new version as it is (no decode, no encode). The unclear counters
+    are not even read first: the scenes are folded into zeros and merged with
+    the stored chunk afterwards, only where a scene missed a pixel
+    (:func:`change.merge_unclear`), so a chunk seen clearly costs no state I/O.
     """
     window = _chunk_window(block_info)
     shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
@@ -187,11 +196,13 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
         was_stored = np.ones(len(change.STATE_VARS), bool)  # unknown: read everything
     else:
         was_stored = stored[block_y, block_x]
-    state = {name: old[name][window].astype(dtype, copy=False) if was_stored[k] else np.zeros(shape, dtype)
-             for k, (name, dtype) in enumerate(change.STATE_VARS.items())}
+    stored_before = dict(zip(change.STATE_VARS, was_stored))
+    state = {name: old[name][window].astype(dtype, copy=False)
+             if stored_before[name] and name not in change.UNCLEAR_VARS else np.zeros(shape, dtype)
+             for name, dtype in change.STATE_VARS.items()}
     x0, y0, res = inputs.grid_origin
     transform = Affine(res, 0, x0 + window[1].start * res, 0, -res, y0 - window[0].start * res)
-    others_changed = False  # any variable but n_clear/last_clear
+    others_changed = False  # any variable but the unclear counters
     for i, (hrefs, day) in enumerate(zip(inputs.hrefs, inputs.days)):
         # blue, green, red, nir on the grid; swir16 and SCL at their own 20 m (swir22 is not used here)
         ten = [read_window(hrefs[b], inputs.crs, transform, shape) for b in range(4)]
@@ -200,15 +211,45 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
         others_changed |= fold_scene(*ten, swir16, scl, inputs.scale[i, :5], inputs.offset[i, :5], fold_baseline,
                                      state, int(day), change.DEFAULT_THRESHOLDS)
     out = zarr.open_group(target, mode="r+")
+    # Linking a stored chunk needs the same chunk grid in both versions (the record says so).
+    chunk_files = _ChunkFiles(previous, target, (block_y, block_x)) if previous and stored is not None else None
+    unchanged = {name for name in change.STATE_VARS if name not in change.UNCLEAR_VARS and not others_changed}
+    state.update(change.merge_unclear(state, len(inputs.days),
+                                      lambda name: old[name][window] if stored_before[name] else None))
     now_stored = np.zeros(len(change.STATE_VARS), bool)
     for k, name in enumerate(change.STATE_VARS):
+        value = state[name]
+        if value is None or name in unchanged:  # as stored before: carried over (or still all zero)
+            if stored_before[name]:
+                if chunk_files is not None:
+                    chunk_files.link(out[name], name)
+                else:
+                    out[name][window] = old[name][window]
+                now_stored[k] = True
         # ``target`` is a new version: a chunk never written reads as 0, so an all-zero one
-        # (most of a tile: unchanged pixels only move n_clear/last_clear) costs no write.
-        may_be_set = was_stored[k] or others_changed or name in ("n_clear", "last_clear")
-        if may_be_set and state[name].any():
-            out[name][window] = state[name]
+        # (unchanged pixels seen clearly in every scene) costs no write.
+        elif value.any():
+            out[name][window] = value
             now_stored[k] = True
     return now_stored[None, None, :]
+
+
+@dataclass(frozen=True)
+class _ChunkFiles:
+    """One chunk's encoded files in two state versions on a local disk: carry a chunk over unchanged."""
+
+    previous: str
+    target: str
+    block: tuple[int, int]
+
+    def link(self, array: zarr.Array, name: str) -> None:
+        key = array.metadata.encode_chunk_key(self.block)
+        source, dest = Path(self.previous, name, key), Path(self.target, name, key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(source, dest)  # versions share the file; removing the old version keeps it
+        except OSError:
+            shutil.copyfile(source, dest)  # another file system, or one without hard links
 
 
 def _stored_chunks(group_path: str, chunk_px: int | None = None) -> np.ndarray | None:
@@ -234,6 +275,11 @@ def _changed_windows(group_path: str, shape: tuple[int, int]) -> list[tuple[slic
     anomalies = flags[..., list(change.STATE_VARS).index("n_anom")]
     return [(slice(by * step, min((by + 1) * step, shape[0])), slice(bx * step, min((bx + 1) * step, shape[1])))
             for by, bx in zip(*np.nonzero(anomalies))]
+
+
+def applied_days_of(group_path: str) -> list[int]:
+    """Days of the scenes a state version has applied, in the order applied (see change.clear_looks)."""
+    return [int(d) for d in zarr.open_group(group_path, mode="r").attrs[APPLIED_DAYS_ATTR]]
 
 
 def _record_stored_chunks(group_path: str, chunk_px: int, flags: np.ndarray) -> None:
@@ -462,9 +508,13 @@ class MiningChangePipeline:
         previous = None if start_over else str(store.version_path(info.version))
         already = [] if start_over else list(info.applied_scene_ids)
         version, path = store.new_version_path(info)
-        _create_store(path, change.STATE_VARS, shape, req.chunk_px,
-                      {"crs": crs, "method": METHOD_VERSION, "thresholds": change.thresholds_record()})
         ordered = sorted(new, key=lambda s: s.sort_key)
+        # the days of the scenes applied, in order: what turns the stored unclear counters into clear looks
+        applied_days = ([] if previous is None else applied_days_of(previous)) + [
+            change.day_index(s.datetime.date()) for s in ordered]
+        _create_store(path, change.STATE_VARS, shape, req.chunk_px,
+                      {"crs": crs, "method": METHOD_VERSION, "thresholds": change.thresholds_record(),
+                       APPLIED_DAYS_ATTR: applied_days})
         if ordered:
             n_vars = len(change.STATE_VARS)
             flags = da.map_blocks(_fold_block, self._chunks(grid, req.chunk_px),

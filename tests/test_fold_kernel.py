@@ -77,6 +77,7 @@ def test_kernel_equals_numpy_reference_over_many_scenes(off_r: int, off_c: int) 
     shape = (96, 80)
     fold, base = _baseline(rng, shape)
     fast, slow = change.empty_state(shape), change.empty_state(shape)
+    n_clear, last_clear, days = np.zeros(shape, np.uint16), np.zeros(shape, np.int16), []  # kept the plain way
     # Long runs of the same cover per pixel: confirmations, high confidence and withdrawals all happen.
     plan = rng.integers(0, 3, shape)  # 0: mostly forest, 1: turns to soil, 2: turns to pond then regrows
     for k in range(14):
@@ -89,9 +90,18 @@ def test_kernel_equals_numpy_reference_over_many_scenes(off_r: int, off_c: int) 
         fold_scene(*ten, Band20(swir16, 2, off_r, off_c), Band20(scl, 2, off_r, off_c),
                    np.full(5, SCALE), np.full(5, OFFSET), fold, fast, day, change.DEFAULT_THRESHOLDS)
         o = _reference_observation(ten, _upsampled(swir16, shape, off_r, off_c), _upsampled(scl, shape, off_r, off_c))
-        change.apply_observation(slow, change.classify(o, base), day)
+        classified = change.classify(o, base)
+        change.apply_observation(slow, classified, day)
+        n_clear += classified.clear
+        last_clear[classified.clear] = day
+        days.append(day)
     for name in change.STATE_VARS:
         np.testing.assert_array_equal(fast[name], slow[name], err_msg=name)
+    # the stored complement gives back the clear looks exactly
+    decoded_n, decoded_last = change.clear_looks(fast, days)
+    np.testing.assert_array_equal(decoded_n, n_clear)
+    np.testing.assert_array_equal(decoded_last, last_clear)
+    assert (n_clear < len(days)).any() and ((n_clear > 0) & (last_clear < day)).any()
     # the comparison means something only if every counter was exercised
     for name in ("n_anom", "n_water", "n_turbid", "n_bare", "n_strict", "confirmed_at", "high_at", "consec_normal"):
         assert slow[name].any(), name
@@ -110,11 +120,11 @@ def test_grid_aligned_bands_need_no_factor() -> None:
                b, 3300, change.DEFAULT_THRESHOLDS)
     for name in change.STATE_VARS:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    assert a["n_clear"].any()
+    assert a["n_unclear"].any() and not a["n_unclear"].all()
 
 
 def test_unchanged_forest_leaves_only_the_clear_counters() -> None:
-    """An update over stable forest writes nothing but n_clear/last_clear: the rest stays empty (no storage)."""
+    """Updates over stable forest seen clearly leave the whole state at zero: such chunks need no storage."""
     shape = (16, 16)
     base = _float_baseline(np.random.default_rng(1), shape)
     base = {name: np.where(np.isnan(v), np.nanmean(v), v).astype(np.float32) for name, v in base.items()}
@@ -126,8 +136,39 @@ def test_unchanged_forest_leaves_only_the_clear_counters() -> None:
     for k in range(5):
         fold_scene(*forest, Band20(swir, 2, 0, 0), Band20(np.full((8, 8), SCL.VEGETATION, np.uint8), 2, 0, 0),
                    np.full(5, SCALE), np.full(5, OFFSET), fold, state, 3300 + k, change.DEFAULT_THRESHOLDS)
-    assert (state["n_clear"] == 5).all() and (state["last_clear"] == 3304).all()
-    assert not any(state[n].any() for n in change.STATE_VARS if n not in ("n_clear", "last_clear"))
+    assert not any(state[n].any() for n in change.STATE_VARS)
+    n_clear, last_clear = change.clear_looks(state, [3300 + k for k in range(5)])
+    assert (n_clear == 5).all() and (last_clear == 3304).all()
+
+
+@pytest.mark.parametrize("split", [1, 4, 6])
+def test_folding_into_zeros_and_merging_equals_folding_into_the_stored_counters(split: int) -> None:
+    """What a chunk task does with the unclear counters (never read before the scenes) is exact."""
+    rng = np.random.default_rng(11 + split)
+    shape = (64, 48)
+    fold, _ = _baseline(rng, shape)
+    scenes = [_scene(rng, shape) for _ in range(7)]
+
+    def apply(state: dict[str, np.ndarray], first: int, last: int) -> None:
+        for k in range(first, last):
+            ten, swir16, scl = scenes[k]
+            fold_scene(*ten, Band20(swir16, 2, 0, 0), Band20(scl, 2, 0, 0), np.full(5, SCALE), np.full(5, OFFSET),
+                       fold, state, 3300 + k, change.DEFAULT_THRESHOLDS)
+
+    whole, before = change.empty_state(shape), change.empty_state(shape)
+    apply(whole, 0, len(scenes))
+    apply(before, 0, split)
+    batch = {name: np.zeros(shape, dtype) if name in change.UNCLEAR_VARS else before[name].copy()
+             for name, dtype in change.STATE_VARS.items()}
+    apply(batch, split, len(scenes))
+    read: list[str] = []
+    merged = change.merge_unclear(batch, len(scenes) - split, lambda name: read.append(name) or before[name])
+    for name in change.UNCLEAR_VARS:
+        np.testing.assert_array_equal(before[name] if merged[name] is None else merged[name], whole[name], name)
+    assert read == list(change.UNCLEAR_VARS)  # these scenes missed some pixels in every look
+    # a clear batch leaves n_unclear as stored and reads nothing
+    clear = {name: np.zeros(shape, dtype) for name, dtype in change.STATE_VARS.items()}
+    assert change.merge_unclear(clear, 2, lambda name: pytest.fail(f"read {name}"))["n_unclear"] is None
 
 
 def test_fold_baseline_keeps_one_dn_of_precision_and_marks_what_cannot_alert() -> None:

@@ -133,9 +133,28 @@ def test_the_stored_chunk_record_matches_what_is_stored(full_run) -> None:
             for bx in range(flags.shape[1]):
                 block = arrays[name][by * step:(by + 1) * step, bx * step:(bx + 1) * step]
                 assert bool(block.any()) == bool(flags[by, bx, k]), (name, by, bx)
-    # the sample has change somewhere and stable forest elsewhere: both kinds of chunk occur
+    # the sample has change somewhere, and some variables are left unstored in some chunks
     n_anom = flags[..., list(change.STATE_VARS).index("n_anom")]
-    assert flags[..., list(change.STATE_VARS).index("n_clear")].all() and n_anom.any()
+    assert n_anom.any() and not flags.all()
+
+
+def test_the_clear_looks_come_back_from_the_stored_counters(full_run) -> None:
+    """A version records the days it applied; with them the unclear counters give every pixel's clear looks."""
+    import zarr
+
+    from pipelines.mining_change import applied_days_of
+
+    state, result = full_run
+    (key,) = [p.name for p in state.iterdir()]
+    store = StateStore(state, key)
+    path = str(store.version_path(store.current().version))
+    days = applied_days_of(path)
+    assert len(days) == len(result.scenes_applied) and days == sorted(days)
+    group = zarr.open_group(path, mode="r")
+    n_clear, last_clear = change.clear_looks({name: group[name][:] for name in ("n_unclear", "unclear_run")}, days)
+    assert 0 < n_clear.max() <= len(days) and n_clear.min() < n_clear.max()
+    assert set(np.unique(last_clear)) <= {0, *days}
+    assert ((last_clear == 0) == (n_clear == 0)).all()
 
 
 def test_adding_the_next_scene_processes_only_that_scene(full_run, sample_area: Path, tmp_path: Path) -> None:
