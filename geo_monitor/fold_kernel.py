@@ -78,40 +78,72 @@ def fold_scene(blue: np.ndarray, green: np.ndarray, red: np.ndarray, nir: np.nda
           np.int64(t.withdraw_after), EVIDENCE_LUT)
 
 
-@njit(cache=True, nogil=True)
+#: What the first pass over a row found for each pixel (:func:`_classify_row`).
+_UNCLEAR: Final = np.uint8(0)  # no observation: SCL, no data, cloud, haze or shadow
+_NORMAL: Final = np.uint8(1)  # a clear look that cannot be an anomaly (no baseline, or no vegetation drop)
+_CANDIDATE: Final = np.uint8(2)  # a clear look with a vegetation drop on an eligible pixel: test soil and water
+
+# error_model="numpy": float division by zero gives inf/NaN as in numpy (the results are then
+# replaced, as the reference does), instead of a Python exception check that blocks SIMD.
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _nd(a: np.float32, b: np.float32) -> np.float32:
     """normalized_difference for one pixel: NaN where a + b == 0."""
     total = a + b
-    if total != 0:
-        return np.float32((a - b) / total)
-    return np.float32(np.nan)
+    return np.float32((a - b) / total) if total != 0 else np.float32(np.nan)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _base(q: np.int16) -> np.float32:
     """One quantised baseline value as float32 (NaN for no data), as dequantize_fold_baseline does."""
-    if q == FOLD_NODATA:
-        return np.float32(np.nan)
-    return np.float32(np.float32(q) * FOLD_STEP)
+    return np.float32(np.float32(q) * FOLD_STEP) if q != FOLD_NODATA else np.float32(np.nan)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _refl(dn: np.uint16, scale: np.float32, offset: np.float32) -> np.float32:
-    if dn == 0:
-        return np.float32(np.nan)
-    return np.float32(np.float32(dn) * scale + offset)
+    return np.float32(np.float32(dn) * scale + offset) if dn != 0 else np.float32(np.nan)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def _classify_row(blue, green, red, nir, sw, evidence, q_blue, q_red, q_nir, q_swir16, q_ndvi, scale, offset, th,
+                  kind):  # pragma: no cover - compiled
+    """First pass over one row: which pixels are unclear, normal, or candidates (``kind``).
+
+    Branch-free on purpose (``&`` rather than ``and``, selects rather than ifs) so that
+    LLVM can run it on several pixels at once; the counters need branches and come after.
+    """
+    cloud_blue, haze_rise, soil_ratio, shadow_ratio = th[0], th[1], th[2], th[3]
+    ndvi_drop_min = th[12]
+    for j in range(blue.shape[0]):
+        b = _refl(blue[j], scale[0], offset[0])
+        g = _refl(green[j], scale[1], offset[1])
+        r = _refl(red[j], scale[2], offset[2])
+        n = _refl(nir[j], scale[3], offset[3])
+        s = _refl(sw[j], scale[4], offset[4])
+        # finite reflectance = a DN other than 0 (a present band converts to a finite number)
+        usable = evidence[j] & (blue[j] != 0) & (red[j] != 0) & (nir[j] != 0) & (sw[j] != 0) & (b < cloud_blue)
+        mndwi = _nd(g, s)
+        blue_rise = np.float32(b - _base(q_blue[j]))
+        red_rise = np.float32(r - _base(q_red[j]))
+        hazy = (blue_rise > haze_rise) & (red_rise < np.float32(soil_ratio * blue_rise))
+        shadow = ((n < np.float32(shadow_ratio * _base(q_nir[j])))
+                  & (s < np.float32(shadow_ratio * _base(q_swir16[j]))) & (mndwi <= 0))
+        clear = usable & ~hazy & ~shadow
+        drop = np.float32(_base(q_ndvi[j]) - _nd(n, r))  # NaN (no candidate) where the baseline is FOLD_NODATA
+        candidate = clear & (drop > ndvi_drop_min)
+        kind[j] = np.uint8(candidate) + np.uint8(clear)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, offset,
           q_blue, q_red, q_nir, q_swir16, q_ndvi,
           n_unclear, unclear_run, consec, consec_normal, n_anom, n_bare, n_water, n_turbid, n_strict,
           run_start, first_detected, confirmed_at, high_at, last_anom, sum_ndvi_drop,
           day, th, confirm_after, high_after, withdraw_after, lut):  # pragma: no cover - compiled
     # Baseline in FOLD_VARS order and state in STATE_VARS order (fold_scene passes them positionally).
-    cloud_blue, haze_rise, soil_ratio, shadow_ratio = th[0], th[1], th[2], th[3]
     bsi_bare, ndvi_bare_max, bare_bright, bsi_strict, ndvi_strict = th[4], th[5], th[6], th[7], th[8]
-    mndwi_water, ndvi_water_max, ndti_turbid, ndvi_drop_min = th[9], th[10], th[11], th[12]
+    mndwi_water, ndvi_water_max, ndti_turbid = th[9], th[10], th[11]
     three = np.float32(3.0)
     height, width = blue.shape
     # native column of each grid column, once per chunk (an integer division per pixel is slow)
@@ -120,46 +152,41 @@ def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, of
     for j in range(width):
         col16[j] = (j + c16) // f16
         colsc[j] = (j + cs) // fs
+    sw_row = np.empty(width, np.uint16)  # the row's swir16 and SCL evidence laid on the grid
+    evidence_row = np.empty(width, np.bool_)
+    kind = np.empty(width, np.uint8)
     changed = False
     for i in range(height):
         i16 = (i + r16) // f16
         isc = (i + rs) // fs
         for j in range(width):
-            b = _refl(blue[i, j], scale[0], offset[0])
-            g = _refl(green[i, j], scale[1], offset[1])
-            r = _refl(red[i, j], scale[2], offset[2])
-            n = _refl(nir[i, j], scale[3], offset[3])
-            s = _refl(sw16[i16, col16[j]], scale[4], offset[4])
-            code = scl[isc, colsc[j]]
-            usable = (lut[code] and np.isfinite(b) and np.isfinite(r) and np.isfinite(n) and np.isfinite(s)
-                      and b < cloud_blue)
-            ndvi = _nd(n, r)
-            mndwi = _nd(g, s)
-            water = mndwi > mndwi_water and ndvi < ndvi_water_max
-            blue_rise = np.float32(b - _base(q_blue[i, j]))
-            red_rise = np.float32(r - _base(q_red[i, j]))
-            hazy = blue_rise > haze_rise and red_rise < np.float32(soil_ratio * blue_rise)
-            shadow = (n < np.float32(shadow_ratio * _base(q_nir[i, j]))
-                      and s < np.float32(shadow_ratio * _base(q_swir16[i, j])) and mndwi <= 0)
-            clear = usable and not hazy and not shadow
-            if not clear:  # no observation: only the unclear counters move
+            sw_row[j] = sw16[i16, col16[j]]
+            evidence_row[j] = lut[scl[isc, colsc[j]]]
+        _classify_row(blue[i], green[i], red[i], nir[i], sw_row, evidence_row, q_blue[i], q_red[i], q_nir[i],
+                      q_swir16[i], q_ndvi[i], scale, offset, th, kind)
+        for j in range(width):
+            k = kind[j]
+            if k == _UNCLEAR:  # no observation: only the unclear counters move
                 n_unclear[i, j] += 1
                 unclear_run[i, j] += 1
                 continue
             if unclear_run[i, j] != 0:  # (an unconditional write would touch every page of the array)
                 unclear_run[i, j] = 0
-            base_ndvi = q_ndvi[i, j]  # FOLD_NODATA: no baseline or not eligible
-            drop = np.float32(_base(base_ndvi) - ndvi)
-            # Most clear pixels keep their vegetation: the soil and water tests only run on a drop.
             anom = False
-            bare = False
-            bsi = np.float32(np.nan)
-            if base_ndvi != FOLD_NODATA and drop > ndvi_drop_min:
+            if k == _CANDIDATE:  # most clear pixels keep their vegetation: test soil and water only here
+                b = _refl(blue[i, j], scale[0], offset[0])
+                g = _refl(green[i, j], scale[1], offset[1])
+                r = _refl(red[i, j], scale[2], offset[2])
+                n = _refl(nir[i, j], scale[3], offset[3])
+                s = _refl(sw_row[j], scale[4], offset[4])
+                ndvi = _nd(n, r)
+                mndwi = _nd(g, s)
+                water = mndwi > mndwi_water and ndvi < ndvi_water_max
+                drop = np.float32(_base(q_ndvi[i, j]) - ndvi)
                 bsi = _nd(s + r, n + b)
                 bright = np.float32((b + g + r) / three) >= bare_bright
                 bare = bsi > bsi_bare and ndvi < ndvi_bare_max and bright and not water
                 anom = bare or water
-
             if anom:
                 changed = True
                 if consec[i, j] == 0:
