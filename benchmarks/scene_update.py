@@ -219,10 +219,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="floor/pipeline pairs to run (median ratio reported)")
     args = parser.parse_args()
 
-    from distributed import Client, LocalCluster
-
-    from geo_monitor.dask_cluster import prepare_worker
-    from geo_monitor.gdal_env import configure_gdal
+    from geo_monitor.dask_cluster import dask_client
+    from geo_monitor.settings import Settings
     from pipelines.mining_change import DetectionRequest, MiningChangePipeline
 
     from geo_monitor.logs import configure_logging
@@ -239,11 +237,9 @@ def main() -> None:
         e, s = to_ll.transform(ORIGIN[0] + args.size * 10 - inner, ORIGIN[1] - args.size * 10 + inner)
         request = DetectionRequest(str(catalog), (w, s, e, n), date(2024, 1, 1), date(2024, 12, 31), date(2023, 1, 1),
                                    chunk_px=args.chunk_px)
-        configure_gdal(GDAL_NUM_THREADS="1")
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
-            # as geo_monitor.dask_cluster does for every run: GDAL settings, the kernel compiled once
-            client.run(prepare_worker)
+        # the client every run gets (geo_monitor.dask_cluster): a LocalCluster of 2 worker processes with
+        # GDAL settings and the kernel compiled, unless DASK_SCHEDULER_ADDRESS names another scheduler
+        with dask_client(Settings(dask_workers=2, dask_threads_per_worker=1)) as client:
             pipeline = MiningChangePipeline(work / "state", compute=lambda d: client.compute(d).result())
             seed_state(pipeline, request, work / "state")
             seeded = {p: p.read_bytes() for p in (work / "state").glob("*/CURRENT.json")}

@@ -62,6 +62,35 @@ def test_a_carried_chunk_reads_the_same_in_the_new_version(tmp_path: Path) -> No
     values = np.arange(STEP * 18, dtype=np.uint16).reshape(STEP, 18)
     zarr.open_group(str(old), mode="r+")["n_unclear"][32:64, 32:50] = values
     out = zarr.open_group(str(new), mode="r+")
-    _ChunkFiles(str(old), str(new), (1, 1)).link(out["n_unclear"], "n_unclear")
+    window = (slice(32, 64), slice(32, 50))
+    assert not _ChunkFiles(str(new), (1, 1), window).link(out["n_unclear"], "n_unclear")  # nothing to link from
+    assert _ChunkFiles(str(new), (1, 1), window, previous=str(old)).link(out["n_unclear"], "n_unclear")
     np.testing.assert_array_equal(zarr.open_group(str(new), mode="r")["n_unclear"][32:64, 32:50], values)
     assert not zarr.open_group(str(new), mode="r")["n_unclear"][:32].any()  # nothing else appeared
+
+
+def test_chunks_written_directly_read_back_through_zarr(tmp_path: Path) -> None:
+    """The direct write produces the very files Zarr would: interior and edge chunks, every dtype of the state."""
+    _create_store(tmp_path / "v.zarr", change.STATE_VARS, SHAPE, STEP)
+    out = zarr.open_group(str(tmp_path / "v.zarr"), mode="r+")
+    rng = np.random.default_rng(8)
+    expected = {}
+    for name, dtype in change.STATE_VARS.items():
+        for by, bx in ((0, 0), (2, 1)):  # (2, 1) is the partial corner chunk
+            window = (slice(by * STEP, min((by + 1) * STEP, SHAPE[0])), slice(bx * STEP, min((bx + 1) * STEP, SHAPE[1])))
+            shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
+            value = (rng.random(shape) * 200).astype(dtype)
+            _ChunkFiles(str(tmp_path / "v.zarr"), (by, bx), window).write(out[name], name, value)
+            expected[name, by, bx] = (window, value)
+    back = zarr.open_group(str(tmp_path / "v.zarr"), mode="r")
+    for (name, _, _), (window, value) in expected.items():
+        np.testing.assert_array_equal(back[name][window], value, err_msg=name)
+    assert not back["n_unclear"][32:64].any()  # chunks never written still read as the fill value
+
+
+def test_arrays_of_another_encoding_are_written_through_zarr(tmp_path: Path) -> None:
+    _baseline(tmp_path / "b.zarr")
+    group = zarr.open_group(str(tmp_path / "b.zarr"), mode="r+")
+    value = np.full((32, 32), 0.25, np.float32)  # base_blue: float, NaN fill value
+    _ChunkFiles(str(tmp_path / "b.zarr"), (1, 0), (slice(32, 64), slice(0, 32))).write(group["base_blue"], "base_blue", value)
+    np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "b.zarr"), mode="r")["base_blue"][32:64, 0:32], value)
