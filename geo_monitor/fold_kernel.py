@@ -21,6 +21,7 @@ a row/column offset (``grid pixel (i, j) = native[(i + off_r) // factor,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -230,9 +231,45 @@ def _fold(blue, green, red, nir, sw16, f16, r16, c16, scl, fs, rs, cs, scale, of
     return changed
 
 
+def merge_unclear(batch: dict[str, np.ndarray], n_scenes: int,
+                  previous: Callable[[str], np.ndarray | None]) -> dict[str, np.ndarray | None]:
+    """:func:`geo_monitor.change.merge_unclear` (its reference) in one compiled pass, in place of ``batch``."""
+    missed, run = batch["n_unclear"], batch["unclear_run"]
+    merged: dict[str, np.ndarray | None] = {"n_unclear": missed if missed.any() else None, "unclear_run": run}
+    continued = _any_equal(run, n_scenes)
+    before_missed = previous("n_unclear") if merged["n_unclear"] is not None else None
+    before_run = previous("unclear_run") if continued else None
+    if before_missed is not None or before_run is not None:
+        _merge(missed, run, before_missed if before_missed is not None else missed[:0, :0],
+               before_run if before_run is not None else run[:0, :0], np.uint16(n_scenes))
+    return merged
+
+
+@njit(cache=True, nogil=True)
+def _any_equal(values, target):  # pragma: no cover - compiled
+    for v in values.flat:
+        if v == target:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def _merge(missed, run, before_missed, before_run, n_scenes):  # pragma: no cover - compiled
+    """In place: missed += before_missed; run += before_run where run == n_scenes (empty = nothing to add)."""
+    add_missed, add_run = before_missed.size > 0, before_run.size > 0
+    for i in range(missed.shape[0]):
+        for j in range(missed.shape[1]):
+            if add_missed:
+                missed[i, j] = missed[i, j] + before_missed[i, j]
+            if add_run and run[i, j] == n_scenes:
+                run[i, j] = run[i, j] + before_run[i, j]
+
+
 def warm_up() -> None:
     """Compile the kernel (or load it from numba's on-disk cache) now, on a 2 x 2 window."""
     tiny = np.ones((2, 2), np.uint16)
     fold = {name: np.zeros((2, 2), np.int16) for name in FOLD_VARS}
     fold_scene(tiny, tiny, tiny, tiny, Band20.of_grid(tiny), Band20.of_grid(np.zeros((2, 2), np.uint8)),
                np.ones(5, np.float32), np.zeros(5, np.float32), fold, empty_state((2, 2)), 1, DEFAULT_THRESHOLDS)
+    batch = {name: np.ones((2, 2), np.uint16) for name in ("n_unclear", "unclear_run")}
+    merge_unclear(batch, 1, lambda name: np.ones((2, 2), np.uint16))

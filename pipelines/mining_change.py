@@ -44,7 +44,7 @@ from geo_monitor import change
 from geo_monitor.alerts import Alert, Context, Legality, Priority, Provenance, Signature, stable_alert_id
 from geo_monitor.bands import ALL_BANDS, NATIVE_RESOLUTION_M, REFLECTANCE_BANDS, SCL_BAND
 from geo_monitor.errors import GeoMonitorError, InvalidInputError
-from geo_monitor.fold_kernel import Band20, fold_scene
+from geo_monitor.fold_kernel import Band20, fold_scene, merge_unclear
 from geo_monitor.loading import load_dn, utm_epsg_for
 from geo_monitor.scenes import Scene, SkippedItem
 from geo_monitor.scoring import REPORT_THRESHOLD, RULES_VERSION, confidence, evidence, rule_score
@@ -198,7 +198,10 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
     else:
         was_stored = stored[block_y, block_x]
     stored_before = dict(zip(change.STATE_VARS, was_stored))
-    state = {name: old[name][window].astype(dtype, copy=False)
+    chunk_files = _ChunkFiles(target, (block_y, block_x), window,
+                              # linking needs the same chunk grid in both versions (the record says so)
+                              previous if previous and stored is not None else None)
+    state = {name: chunk_files.read_previous(old[name], name).astype(dtype, copy=False)
              if stored_before[name] and name not in change.UNCLEAR_VARS else np.zeros(shape, dtype)
              for name, dtype in change.STATE_VARS.items()}
     x0, y0, res = inputs.grid_origin
@@ -212,19 +215,16 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
         others_changed |= fold_scene(*ten, swir16, scl, inputs.scale[i, :5], inputs.offset[i, :5], fold_baseline,
                                      state, int(day), change.DEFAULT_THRESHOLDS)
     out = zarr.open_group(target, mode="r+")
-    chunk_files = _ChunkFiles(target, (block_y, block_x), window,
-                              # linking needs the same chunk grid in both versions (the record says so)
-                              previous if previous and stored is not None else None)
     unchanged = {name for name in change.STATE_VARS if name not in change.UNCLEAR_VARS and not others_changed}
-    state.update(change.merge_unclear(state, len(inputs.days),
-                                      lambda name: old[name][window] if stored_before[name] else None))
+    state.update(merge_unclear(state, len(inputs.days),
+                               lambda name: chunk_files.read_previous(old[name], name) if stored_before[name] else None))
     now_stored = np.zeros(len(change.STATE_VARS), bool)
     for k, name in enumerate(change.STATE_VARS):
         value = state[name]
         if value is None or name in unchanged:  # as stored before: carried over (or still all zero)
             if stored_before[name]:
                 if not chunk_files.link(out[name], name):
-                    chunk_files.write(out[name], name, old[name][window])
+                    chunk_files.write(out[name], name, chunk_files.read_previous(old[name], name))
                 now_stored[k] = True
         # ``target`` is a new version: a chunk never written reads as 0, so an all-zero one
         # (unchanged pixels seen clearly in every scene) costs no write.
@@ -285,20 +285,37 @@ class _ChunkFiles:
             shutil.copyfile(source, dest)  # another file system, or one without hard links
         return True
 
-    def write(self, array: zarr.Array, name: str, value: np.ndarray) -> None:
+    def _zstd(self, array: zarr.Array) -> Zstd | None:
+        """The chunk codec, if the array is one this class reads and writes itself (see the class)."""
         codecs = array.metadata.codecs
         plain = (len(codecs) == 2 and codecs[0] == BytesCodec(endian="little") and isinstance(codecs[1], ZstdCodec)
                  and array.fill_value == 0 and tuple(w.start for w in self.window) == tuple(
                      b * c for b, c in zip(self.block, array.chunks)))
-        if not plain:
+        return Zstd(level=codecs[1].level, checksum=codecs[1].checksum) if plain else None
+
+    def write(self, array: zarr.Array, name: str, value: np.ndarray) -> None:
+        zstd = self._zstd(array)
+        if zstd is None:
             array[self.window] = value
             return
         chunk = np.zeros(array.chunks, array.dtype.newbyteorder("<"))  # edge chunks: padded with the fill value
         chunk[:value.shape[0], :value.shape[1]] = value
-        zstd = Zstd(level=codecs[1].level, checksum=codecs[1].checksum)
         path = self._path(self.target, array, name)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(zstd.encode(chunk))
+
+    def read_previous(self, array: zarr.Array, name: str) -> np.ndarray:
+        """The chunk as the previous version stored it (``array`` is that version's)."""
+        zstd = self._zstd(array)
+        if zstd is None or self.previous is None:
+            return array[self.window]
+        height, width = (w.stop - w.start for w in self.window)
+        path = self._path(self.previous, array, name)
+        if not path.is_file():  # never written: the fill value
+            return np.zeros((height, width), array.dtype)
+        chunk = np.empty(array.chunks, array.dtype.newbyteorder("<"))
+        zstd.decode(path.read_bytes(), out=chunk)  # (decoded into a writable array the kernels can update)
+        return chunk[:height, :width]
 
 
 def _stored_chunks(group_path: str, chunk_px: int | None = None) -> np.ndarray | None:

@@ -7,7 +7,7 @@ import pytest
 
 from geo_monitor import change
 from geo_monitor.bands import SCL
-from geo_monitor.fold_kernel import Band20, fold_scene
+from geo_monitor.fold_kernel import Band20, fold_scene, merge_unclear
 
 SCALE = np.float32(1e-4)
 OFFSET = np.float32(-0.1)
@@ -161,14 +161,16 @@ def test_folding_into_zeros_and_merging_equals_folding_into_the_stored_counters(
     batch = {name: np.zeros(shape, dtype) if name in change.UNCLEAR_VARS else before[name].copy()
              for name, dtype in change.STATE_VARS.items()}
     apply(batch, split, len(scenes))
-    read: list[str] = []
-    merged = change.merge_unclear(batch, len(scenes) - split, lambda name: read.append(name) or before[name])
-    for name in change.UNCLEAR_VARS:
-        np.testing.assert_array_equal(before[name] if merged[name] is None else merged[name], whole[name], name)
-    assert read == list(change.UNCLEAR_VARS)  # these scenes missed some pixels in every look
-    # a clear batch leaves n_unclear as stored and reads nothing
-    clear = {name: np.zeros(shape, dtype) for name, dtype in change.STATE_VARS.items()}
-    assert change.merge_unclear(clear, 2, lambda name: pytest.fail(f"read {name}"))["n_unclear"] is None
+    for merge in (change.merge_unclear, merge_unclear):  # the reference and the compiled one
+        read: list[str] = []
+        merged = merge({name: batch[name].copy() for name in change.UNCLEAR_VARS}, len(scenes) - split,
+                       lambda name: read.append(name) or before[name])
+        for name in change.UNCLEAR_VARS:
+            np.testing.assert_array_equal(before[name] if merged[name] is None else merged[name], whole[name], name)
+        assert read == list(change.UNCLEAR_VARS)  # these scenes missed some pixels in every look
+        # a clear batch leaves n_unclear as stored and reads nothing
+        clear = {name: np.zeros(shape, np.uint16) for name in change.UNCLEAR_VARS}
+        assert merge(clear, 2, lambda name: pytest.fail(f"read {name}"))["n_unclear"] is None
 
 
 def test_fold_baseline_keeps_one_dn_of_precision_and_marks_what_cannot_alert() -> None:

@@ -94,3 +94,17 @@ def test_arrays_of_another_encoding_are_written_through_zarr(tmp_path: Path) -> 
     value = np.full((32, 32), 0.25, np.float32)  # base_blue: float, NaN fill value
     _ChunkFiles(str(tmp_path / "b.zarr"), (1, 0), (slice(32, 64), slice(0, 32))).write(group["base_blue"], "base_blue", value)
     np.testing.assert_array_equal(zarr.open_group(str(tmp_path / "b.zarr"), mode="r")["base_blue"][32:64, 0:32], value)
+
+
+def test_chunks_read_directly_equal_zarr_reads(tmp_path: Path) -> None:
+    _create_store(tmp_path / "v.zarr", change.STATE_VARS, SHAPE, STEP)
+    group = zarr.open_group(str(tmp_path / "v.zarr"), mode="r+")
+    values = (np.random.default_rng(2).random(SHAPE) * 300).astype(np.uint16)
+    group["n_unclear"][:] = values
+    group["n_unclear"][:32, :32] = 0  # an all-zero chunk: Zarr does not store it
+    for by, bx in ((0, 0), (1, 1), (2, 1)):
+        window = (slice(by * STEP, min((by + 1) * STEP, SHAPE[0])), slice(bx * STEP, min((bx + 1) * STEP, SHAPE[1])))
+        got = _ChunkFiles("unused", (by, bx), window, previous=str(tmp_path / "v.zarr")).read_previous(
+            group["n_unclear"], "n_unclear")
+        np.testing.assert_array_equal(got, group["n_unclear"][window])
+        got[...] = 1  # writable: the update works on it in place
