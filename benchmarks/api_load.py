@@ -143,7 +143,12 @@ def filled_store(backend: str, url: str, work: Path, count: int, seed: int) -> A
 
 
 def _mix_statuses(store: AlertStore, seed: int) -> None:
-    """Move a share of the alerts to other statuses directly in SQL (seed data: no history rows)."""
+    """Move a share of the alerts to other statuses directly in SQL (seed data: no history rows).
+
+    Writing around the store leaves the stored feature texts behind, so they
+    are rendered again afterwards (``refresh_features``), as any bulk SQL
+    import must do.
+    """
     rng = random.Random(seed + 1)
     update = text("UPDATE alerts SET status = :s WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
     with store.engine.begin() as conn:
@@ -155,6 +160,7 @@ def _mix_statuses(store: AlertStore, seed: int) -> None:
             start += len(chosen)
             for chunk in _chunks(chosen, 900):
                 conn.execute(update, {"s": status.value, "ids": chunk})
+    store.refresh_features()
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

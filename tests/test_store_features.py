@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
@@ -22,10 +21,9 @@ from geo_monitor.alerts import Context, Status
 from geo_monitor.store import AlertQuery, AlertStore
 from geo_monitor.store.features import alert_feature, feature_text
 from geo_monitor.store.migrate import schema_diff, upgrade
-from geo_monitor.store.records import detection_values
 from geo_monitor.store.schema import AlertRow
 
-from alert_samples import AGENT, PIPELINE, grown, make_alert
+from alert_samples import AGENT, PIPELINE, grown, make_alert, old_rows
 
 
 def stored_text(store: AlertStore, alert_id: str) -> str:
@@ -109,12 +107,7 @@ def test_migration_0004_renders_the_alerts_already_stored(store_url: str) -> Non
     """A store at 0003 with alerts (one reviewed and assigned) gets every text filled, then keeps them current."""
     with AlertStore.from_url(store_url) as store:
         upgrade(store.engine, "0003")
-        now = datetime(2026, 11, 1, tzinfo=timezone.utc)
-        rows = []
-        for i, alert in enumerate([make_alert(f"gm-{i}", at=(-77.62 + 0.01 * i, -1.02)) for i in range(3)]):
-            values = detection_values(alert)
-            rows.append({**values, "id": alert.id, "status": Status.NEW, "assignee": None, "note": None,
-                         "created_at": now, "updated_at": now + timedelta(seconds=i)})
+        rows = old_rows([make_alert(f"gm-{i}", at=(-77.62 + 0.01 * i, -1.02)) for i in range(3)])
         rows[1].update(status=Status.UNDER_REVIEW, assignee="ana", note="a note")
         with store.engine.begin() as conn:  # the 0003 columns only: the feature column does not exist yet
             conn.execute(insert(AlertRow.__table__), rows)

@@ -87,25 +87,15 @@ def test_processes_starting_together_migrate_once(store_url: str) -> None:
 
 
 def test_a_store_at_0001_upgrades_to_the_job_queue_keeping_its_alerts(store_url: str) -> None:
-    from alert_samples import make_alert
+    from alert_samples import make_alert, old_rows
 
     with AlertStore.from_url(store_url) as store:
         upgrade(store.engine, "0001")
         with store.engine.begin() as conn:  # the 0001 columns (today's upsert also writes 0004's feature text)
-            conn.execute(insert(AlertRow.__table__), [_row_0001(make_alert())])
+            conn.execute(insert(AlertRow.__table__), old_rows([make_alert()]))
         store.migrate()
         assert store.schema_revision() == HEAD and schema_diff(store.engine) == []
         assert store.count() == 1 and {"jobs", "job_logs"} <= set(inspect(store.engine).get_table_names())
-
-
-def _row_0001(alert: Any) -> dict[str, Any]:
-    from datetime import datetime, timezone
-
-    from geo_monitor.store.records import detection_values
-
-    now = datetime(2026, 11, 1, tzinfo=timezone.utc)
-    return {**detection_values(alert), "id": alert.id, "status": "new", "assignee": None, "note": None,
-            "created_at": now, "updated_at": now}
 
 
 def test_db_upgrade_command(tmp_path: Path) -> None:
