@@ -11,8 +11,8 @@ geometry parsed, no JSON encoded per request. Anything else that shows an
 alert as a feature (the viewer's panel, single items) uses
 :func:`alert_feature`, which this text is the encoding of, so the two cannot
 drift apart. Changing the rendering here means stored texts are stale:
-rewrite them with ``AlertStore.refresh_features()`` (``geo-monitor db
-refresh-features``) or in a migration, as 0004 did.
+rewrite them with a migration that calls ``alert_store.rewrite_features``
+(as 0004 does), or ``AlertStore.refresh_features()``.
 """
 
 from __future__ import annotations
