@@ -2,10 +2,10 @@
 
 Routes stay thin: parse the request (``web.queries``), call the store, shape
 the response (``web.features``). Pages and single alerts are the store's
-pre-rendered feature texts, joined into the body as they are. Polling order is ``(updated_at, id)``; the
-store keeps ``updated_at`` strictly increasing from one write to the next, so
-a client that resumes from the signed cursor of the last alert it saw gets
-every later change exactly once.
+pre-rendered feature texts, joined into the body as they are. Polling order
+is ``(updated_at, id)``; the store keeps ``updated_at`` strictly increasing
+from one write to the next, so a client that resumes from the signed cursor
+of the last alert it saw gets every later change exactly once.
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ SQLAlchemy 2 on SQLite (the embedded default, tuned for several processes) or
 PostgreSQL. ``schema`` holds the tables (``Base.metadata`` is what Alembic
 will migrate), ``engine`` the back-end tuning, ``records`` the Alert <-> row
 conversion and change diff, ``query`` the typed filters and paging the API
-reads with, ``features`` the one GeoJSON rendering of an alert (stored with each row), ``alert_store`` the transactions, ``jobs`` the reprocessing job queue.
+reads with, ``features`` the one GeoJSON rendering of an alert (stored with
+each row), ``alert_store`` the transactions, ``jobs`` the reprocessing job queue.
 """
 
 from geo_monitor.store.alert_store import AlertNotFoundError, AlertStore, UpsertResult, Workflow

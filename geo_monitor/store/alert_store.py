@@ -35,9 +35,9 @@ from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.settings import Settings
 from geo_monitor.store import auth, map_points, migrate, outbox
-from geo_monitor.store.features import feature_text
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
+from geo_monitor.store.features import feature_text
 from geo_monitor.store.records import (
     check_alert_id,
     coerce_enum,

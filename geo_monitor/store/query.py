@@ -455,6 +455,8 @@ def _provinces(values: object) -> frozenset[str] | None:
     for item in items:
         if not isinstance(item, str) or not item.strip() or len(item) > PROVINCE_LENGTH:
             raise InvalidInputError(f"provinces: each must be a name of 1..{PROVINCE_LENGTH} characters; got {item!r}")
+        if "\x00" in item:  # no name holds one, and PostgreSQL refuses NUL in text (a 500, not "no match")
+            raise InvalidInputError(f"provinces: a name cannot contain a NUL character; got {item!r}")
     return frozenset(items)
 
 
