@@ -136,6 +136,11 @@ def filled_store(backend: str, url: str, work: Path, count: int, seed: int) -> A
         done += len(batch)
         print(f"[{backend}] filled {done}/{count} ({time.perf_counter() - started:.0f} s)", end="\r", flush=True)
     _mix_statuses(store, seed)
+    if backend == "postgis":
+        # What autovacuum would do after a bulk load: the store reads the table size from the
+        # statistics (reltuples) to choose a bbox plan, and -1 (never analysed) reads as empty.
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE alerts"))
     print(f"\n[{backend}] filled {count} alerts in {time.perf_counter() - started:.0f} s", flush=True)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps(wanted))
@@ -143,7 +148,12 @@ def filled_store(backend: str, url: str, work: Path, count: int, seed: int) -> A
 
 
 def _mix_statuses(store: AlertStore, seed: int) -> None:
-    """Move a share of the alerts to other statuses directly in SQL (seed data: no history rows)."""
+    """Move a share of the alerts to other statuses directly in SQL (seed data: no history rows).
+
+    Writing around the store leaves the stored feature texts behind, so they
+    are rendered again afterwards (``refresh_features``), as any bulk SQL
+    import must do.
+    """
     rng = random.Random(seed + 1)
     update = text("UPDATE alerts SET status = :s WHERE id IN :ids").bindparams(bindparam("ids", expanding=True))
     with store.engine.begin() as conn:
@@ -155,6 +165,7 @@ def _mix_statuses(store: AlertStore, seed: int) -> None:
             start += len(chosen)
             for chunk in _chunks(chosen, 900):
                 conn.execute(update, {"s": status.value, "ids": chunk})
+    store.refresh_features()
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

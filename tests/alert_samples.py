@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from shapely.geometry import box
@@ -65,3 +65,19 @@ def grown(alert: Alert, **overrides: Any) -> Alert:
         provenance=replace(alert.provenance, scene_ids=scene_ids, job_id="job-2"),
         **overrides,
     )
+
+
+def old_rows(alerts: list[Alert], at: datetime | None = None) -> list[dict[str, Any]]:
+    """Alert rows as a store before revision 0004 held them (no feature text), for migration tests.
+
+    ``upsert_alerts`` writes today's columns, which an old schema lacks; insert
+    these with ``insert(AlertRow.__table__)`` instead (SYNTHETIC timestamps).
+    """
+    from geo_monitor.store.records import detection_values
+
+    at = at or datetime(2026, 11, 1, tzinfo=timezone.utc)
+    return [
+        {**detection_values(alert), "id": alert.id, "status": "new", "assignee": None, "note": None,
+         "created_at": at, "updated_at": at + timedelta(seconds=i)}
+        for i, alert in enumerate(alerts)
+    ]

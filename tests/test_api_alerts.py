@@ -116,6 +116,13 @@ def test_bad_parameters_are_400_naming_the_parameter(api: Api, query: str, param
     assert parameter in body["detail"]
 
 
+def test_a_province_with_a_nul_character_is_bad_input_everywhere(api: Api) -> None:
+    """PostgreSQL refuses NUL in text: found by schemathesis as a 500 on the change tiles (PostGIS)."""
+    for url in ("/api/v1/alerts?province=Na%00po", "/api/v1/alerts/export?province=%00",
+                "/ogc/collections/alerts/items?province=%00", "/tiles/change/12/1180/2070.png?province=%00"):
+        assert "NUL" in problem(api.get(url), 400)["detail"], url
+
+
 def test_cursor_paging_has_next_links_and_no_repeats(api: Api) -> None:
     _seed(api)
     seen: list[str] = []

@@ -146,7 +146,7 @@ def test_unexpected_errors_are_500_problems_without_internals(api: Api, monkeypa
     def broken(*_args, **_kwargs):
         raise RuntimeError("secret internals: password=hunter2")
 
-    monkeypatch.setattr(api.store, "query_alerts", broken)
+    monkeypatch.setattr(api.store, "feature_page", broken)
     body = problem(api.get("/api/v1/alerts"), 500)
     assert "hunter2" not in body["detail"] and "RuntimeError" not in body["detail"]
     assert api.get("/api/v1/openapi.json", key=None).status_code == 200  # and the server goes on

@@ -20,6 +20,7 @@ from geo_monitor.alerts import Alert, Confidence, Context, Signature, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.settings import load_settings
 from geo_monitor.store import BUSY_TIMEOUT_MS, AlertNotFoundError, AlertStore, UpsertResult
+from geo_monitor.store.engine import SQLITE_MMAP_BYTES
 
 from alert_samples import AGENT, PIPELINE, grown, make_alert
 
@@ -45,6 +46,7 @@ def test_sqlite_file_is_tuned_for_several_processes(tmp_path: Path) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == BUSY_TIMEOUT_MS
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA mmap_size").scalar() == SQLITE_MMAP_BYTES
 
 
 def test_from_settings_uses_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:

@@ -7,19 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, insert, inspect, text
 from sqlalchemy.engine import make_url
 
 from geo_monitor.errors import ConfigError
 from geo_monitor.store import AlertStore
 from geo_monitor.store.migrate import MIGRATIONS_DIR, ensure_postgis, schema_diff, upgrade
-from geo_monitor.store.schema import Base
+from geo_monitor.store.schema import AlertRow, Base
 
 from conftest import cli
 from store_backends import postgres_base_url
 
-#: The latest revision (0002 added the job queue, 0003 SQLite's R*Tree over alert envelopes).
-HEAD = "0003"
+#: The latest revision (0002 added the job queue, 0003 SQLite's R*Tree over alert envelopes, 0004 the
+#: pre-rendered feature texts).
+HEAD = "0004"
 
 
 def test_a_migrated_database_matches_the_models(alert_store: AlertStore) -> None:
@@ -86,11 +87,12 @@ def test_processes_starting_together_migrate_once(store_url: str) -> None:
 
 
 def test_a_store_at_0001_upgrades_to_the_job_queue_keeping_its_alerts(store_url: str) -> None:
-    from alert_samples import make_alert
+    from alert_samples import make_alert, old_rows
 
     with AlertStore.from_url(store_url) as store:
         upgrade(store.engine, "0001")
-        store.upsert_alerts([make_alert()], actor="test")
+        with store.engine.begin() as conn:  # the 0001 columns (today's upsert also writes 0004's feature text)
+            conn.execute(insert(AlertRow.__table__), old_rows([make_alert()]))
         store.migrate()
         assert store.schema_revision() == HEAD and schema_diff(store.engine) == []
         assert store.count() == 1 and {"jobs", "job_logs"} <= set(inspect(store.engine).get_table_names())
@@ -109,7 +111,7 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
 def test_migrations_ship_with_the_package() -> None:
     assert (MIGRATIONS_DIR / "env.py").is_file() and (MIGRATIONS_DIR / "script.py.mako").is_file()
     assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == [
-        "0001_initial.py", "0002_jobs.py", "0003_sqlite_rtree.py"]
+        "0001_initial.py", "0002_jobs.py", "0003_sqlite_rtree.py", "0004_alert_features.py"]
 
 
 def test_a_database_without_postgis_fails_with_a_clear_message() -> None:

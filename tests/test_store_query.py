@@ -184,6 +184,7 @@ def test_iter_alerts_sees_one_snapshot_while_alerts_change(alert_store: AlertSto
         ({"legalities": frozenset({"legal"})}, "legalities"),
         ({"provinces": frozenset({""})}, "provinces"),
         ({"provinces": 5}, "provinces"),
+        ({"provinces": frozenset({"Na\x00po"})}, "NUL"),
         ({"limit": 0}, "limit must be an integer from 1 to 1000"),
         ({"limit": 1001}, "limit"),
         ({"limit": True}, "limit"),

@@ -13,14 +13,15 @@ from datetime import date
 
 import pytest
 from shapely.geometry import Polygon, box
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from geo_monitor.alerts import Context
 from geo_monitor.store import AlertStore
 from geo_monitor.store.migrate import upgrade
 from geo_monitor.store.query import AlertQuery
+from geo_monitor.store.schema import AlertRow
 
-from alert_samples import PIPELINE, grown, make_alert
+from alert_samples import PIPELINE, grown, make_alert, old_rows
 
 
 def _index_rows(store: AlertStore) -> dict[str, tuple[float, float, float, float]]:
@@ -69,9 +70,11 @@ def test_alerts_stored_before_the_index_existed_are_indexed_by_the_migration(
     _sqlite_only(store_backend)
     with AlertStore.from_url(store_url) as store:
         upgrade(store.engine, "0001")
-        store.upsert_alerts([make_alert(f"gm-{i}", at=(-78 + i * 0.01, -1.0)) for i in range(5)], PIPELINE)
+        with store.engine.begin() as conn:  # the 0001 columns (upsert_alerts writes 0004's feature text too)
+            conn.execute(insert(AlertRow.__table__), old_rows([make_alert(f"gm-{i}", at=(-78 + i * 0.01, -1.0))
+                                                               for i in range(5)]))
         store.migrate()
-        assert store.schema_revision() == "0003"
+        assert store.schema_revision() == "0004"
         assert set(_index_rows(store)) == {f"gm-{i}" for i in range(5)}
         assert [a.id for a in store.list_alerts(bbox=(-77.975, -1.1, -77.955, -0.9))] == ["gm-3", "gm-4"]
 

@@ -15,6 +15,7 @@ import pytest
 from geo_monitor.alerts import Context, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.store import AlertQuery, AlertStore
+from geo_monitor.store.features import alert_feature
 from geo_monitor.store.outbox import RetryPolicy, SubscriptionNotFoundError
 from geo_monitor.webhook_targets import DestinationPolicy
 from geo_monitor.webhooks import Dispatcher, WebhookVerificationError, sign, verify_signature
@@ -137,6 +138,7 @@ def test_alert_changes_are_delivered_signed_with_their_events(alert_store: Alert
     feature = events[2]["data"]["alert"]
     assert feature["id"] == "gm-a" and feature["geometry"]["type"] == "Polygon"
     assert feature["properties"]["status"] == "under_review" and feature["properties"]["note"] == "patrol Monday"
+    assert feature == json.loads(json.dumps(alert_feature(alert_store.get_stored("gm-a"))))  # what the APIs serve
     assert "area_ha" in events[1]["data"]["changes"]
     ids = [r["headers"]["webhook-id"] for r in receiver.received]
     assert len(set(ids)) == 3 and all(i.startswith("msg_") for i in ids)

@@ -1,10 +1,11 @@
 """The alerts API at ``/api/v1``: list (incremental polling), one alert, its workflow, exports.
 
 Routes stay thin: parse the request (``web.queries``), call the store, shape
-the response (``web.features``). Polling order is ``(updated_at, id)``; the
-store keeps ``updated_at`` strictly increasing from one write to the next, so
-a client that resumes from the signed cursor of the last alert it saw gets
-every later change exactly once.
+the response (``web.features``). Pages and single alerts are the store's
+pre-rendered feature texts, joined into the body as they are. Polling order
+is ``(updated_at, id)``; the store keeps ``updated_at`` strictly increasing
+from one write to the next, so a client that resumes from the signed cursor
+of the last alert it saw gets every later change exactly once.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from flask import Blueprint, Response, request
 from geo_monitor.alerts import Status
 from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.exports import FORMATS, write_export
-from geo_monitor.store.query import AlertPage, AlertQuery, StoredAlert
+from geo_monitor.store.query import AlertQuery, FeaturePage, StoredAlert, StoredFeature
 from web.auth import READ_ROLES, WORKFLOW_ROLES, actor_name, csrf_token, current_principal, require
-from web.features import alert_feature, history_entry
+from web.features import feature_collection, feature_with, history_entry
 from web.params import check_known, encode_cursor, parse_format, single
 from web.problems import Problem
 from web.queries import EXPORT_PARAMS, LIST_PARAMS, filters_query, list_query, may_see, restrict
-from web.responses import GEOJSON, context, json_response, link, request_args, url_with
+from web.responses import GEOJSON, bytes_response, context, json_response, link, request_args, url_with
 
 api = Blueprint("api", __name__)
 
@@ -38,11 +39,11 @@ PATCH_FIELDS = frozenset({"status", "note", "assignee"})
 STREAM_CHUNK = 64 * 1024
 
 
-def alert_page(query: AlertQuery) -> AlertPage:
-    """One page from the store (shared with /ogc)."""
+def alert_page(query: AlertQuery) -> FeaturePage:
+    """One page from the store, as stored feature texts (shared with /ogc)."""
     if query.provinces == frozenset():  # restricted to provinces the caller may not see: nothing
-        return AlertPage(items=[], number_matched=0, next_after=None)
-    return context().store.query_alerts(query)
+        return FeaturePage()
+    return context().store.feature_page(query)
 
 
 @api.get("/alerts")
@@ -53,21 +54,19 @@ def list_alerts() -> Response:
     ctx = context()
     query = restrict(list_query(args, ctx.secret_key), current_principal())
     page = alert_page(query)
-    last = page.items[-1] if page.items else None
-    resume = (last.updated_at, last.alert.id) if last is not None else query.after
+    resume = page.last if page.last is not None else query.after
     links = [link(url_with(args), "self", GEOJSON)]
     if page.next_after is not None:
         links.append(link(url_with(args, cursor=encode_cursor(page.next_after, ctx.secret_key)), "next", GEOJSON))
-    body = {
+    members = {
         "type": "FeatureCollection",
         "numberMatched": page.number_matched,
-        "numberReturned": len(page.items),
+        "numberReturned": len(page.features),
         # Keep this and send it as `cursor` next time: only alerts changed after it come back.
         "cursor": None if resume is None else encode_cursor(resume, ctx.secret_key),
         "links": links,
-        "features": [alert_feature(stored) for stored in page.items],
     }
-    return json_response(body, mimetype=GEOJSON)
+    return bytes_response(feature_collection(members, page.features), mimetype=GEOJSON)
 
 
 def visible_alert(alert_id: str) -> StoredAlert:
@@ -78,17 +77,25 @@ def visible_alert(alert_id: str) -> StoredAlert:
     return stored
 
 
-def _alert_with_history(stored: StoredAlert) -> dict[str, Any]:
-    feature = alert_feature(stored)
-    feature["history"] = [history_entry(entry) for entry in context().store.history(stored.alert.id)]
-    return feature
+def visible_feature(alert_id: str) -> StoredFeature:
+    """The alert's stored feature if it exists and the caller may see it; 404 otherwise (as visible_alert)."""
+    found = None if len(alert_id) > MAX_ID else context().store.get_feature(alert_id)
+    if found is None or not may_see(found.province, current_principal()):
+        raise Problem(404, f"no alert with id {alert_id[:MAX_ID]!r}")
+    return found
+
+
+def _alert_with_history(alert_id: str) -> Response:
+    feature = visible_feature(alert_id)
+    history = [history_entry(entry) for entry in context().store.history(feature.id)]
+    return bytes_response(feature_with(feature.text, history=history), mimetype=GEOJSON)
 
 
 @api.get("/alerts/<alert_id>")
 @require(READ_ROLES, public=True)
 def get_alert(alert_id: str) -> Response:
     check_known(request_args(), ())
-    return json_response(_alert_with_history(visible_alert(alert_id)), mimetype=GEOJSON)
+    return _alert_with_history(alert_id)
 
 
 @api.patch("/alerts/<alert_id>")
@@ -109,7 +116,7 @@ def patch_alert(alert_id: str) -> Response:
         except InvalidInputError as exc:
             # The body was valid (checked above), so what is left is the workflow refusing this step.
             raise Problem(409, str(exc)) from None
-    return json_response(_alert_with_history(visible_alert(alert_id)), mimetype=GEOJSON)
+    return _alert_with_history(alert_id)
 
 
 def _patch_body() -> dict[str, Any]:

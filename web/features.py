@@ -1,48 +1,41 @@
-"""Stored alerts as GeoJSON: the one shape both APIs (REST and OGC) give a feature.
+"""Stored alerts as GeoJSON for the web layer: the store's one rendering, and history entries.
 
-Properties are every field of DESIGN.md's Alert contract plus the human
-workflow (status, assignee, note) and the store's timestamps, with the
-store's workflow values winning over the detection record's.
+The feature itself is rendered by ``geo_monitor.store.features`` (the store
+keeps its text for every alert, written with each change); this module only
+re-exports it for the blueprints, so there is no second copy to drift, and
+splices stored texts into response bodies without parsing them.
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
-import shapely
+import orjson
 
-from geo_monitor.store.query import StoredAlert
+from geo_monitor.store.features import alert_feature, feature_properties, iso
 
-
-def iso(value: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``: the form partners echo back as ``updated_since``."""
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def feature_properties(stored: StoredAlert) -> dict[str, Any]:
-    props = stored.alert.properties()
-    props.update(
-        status=stored.status.value,
-        assignee=stored.assignee,
-        note=stored.note,
-        created_at=iso(stored.created_at),
-        updated_at=iso(stored.updated_at),
-    )
-    return props
-
-
-def alert_feature(stored: StoredAlert) -> dict[str, Any]:
-    return {
-        "type": "Feature",
-        "id": stored.alert.id,
-        # GEOS writes GeoJSON with round-trip precision, faster than shapely's mapping() in Python.
-        "geometry": json.loads(shapely.to_geojson(stored.alert.geometry)),
-        "properties": feature_properties(stored),
-    }
+__all__ = ["alert_feature", "feature_collection", "feature_properties", "feature_with", "history_entry", "iso"]
 
 
 def history_entry(entry: dict[str, Any]) -> dict[str, Any]:
     """One history row, JSON-ready (timestamps as RFC 3339)."""
     return {key: iso(value) if isinstance(value, datetime) else value for key, value in entry.items()}
+
+
+def feature_collection(members: dict[str, Any], features: list[str]) -> bytes:
+    """A FeatureCollection body: ``members`` (numberMatched, links, ...) and stored feature texts, joined.
+
+    The texts are JSON already (``geo_monitor.store.features.feature_text``):
+    they are spliced in as they are, never parsed. ``members`` must not be
+    empty (there is always at least ``type``).
+    """
+    head = orjson.dumps(members)
+    return head[:-1] + b',"features":[' + ",".join(features).encode() + b"]}"
+
+
+def feature_with(text: str, **members: Any) -> bytes:
+    """A stored feature text with more top-level members (``history``, ``links``), without parsing it."""
+    if not members:
+        return text.encode()
+    return text.encode()[:-1] + b"," + orjson.dumps(members)[1:]

@@ -16,12 +16,12 @@ from flask import Blueprint, Response, url_for
 
 from geo_monitor.alerts import Confidence, Legality, Priority, Status
 from geo_monitor.validation import ECUADOR_BBOX
-from web.api import alert_page, visible_alert
+from web.api import alert_page, visible_feature
 from web.auth import READ_ROLES, current_principal, require
-from web.features import alert_feature, iso
+from web.features import feature_collection, feature_with, iso
 from web.params import check_known, parse_format, single
 from web.queries import CRS84, OGC_ITEMS_PARAMS, ogc_query, restrict
-from web.responses import GEOJSON, json_response, link, request_args, url_with
+from web.responses import GEOJSON, bytes_response, json_response, link, request_args, url_with
 
 ogc = Blueprint("ogc", __name__)
 
@@ -131,19 +131,18 @@ def items() -> Response:
     page = alert_page(query)
     offset = query.offset or 0
     links = [link(url_with(args), "self", GEOJSON), link(_url("ogc.collection"), "collection")]
-    if offset + len(page.items) < page.number_matched:
+    if offset + len(page.features) < page.number_matched:
         links.append(link(url_with(args, offset=offset + query.limit), "next", GEOJSON))
     if offset > 0:
         links.append(link(url_with(args, offset=max(0, offset - query.limit)), "prev", GEOJSON))
-    body = {
+    members = {
         "type": "FeatureCollection",
         "timeStamp": iso(datetime.now(timezone.utc).replace(microsecond=0)),
         "numberMatched": page.number_matched,
-        "numberReturned": len(page.items),
+        "numberReturned": len(page.features),
         "links": links,
-        "features": [alert_feature(stored) for stored in page.items],
     }
-    response = json_response(body, mimetype=GEOJSON)
+    response = bytes_response(feature_collection(members, page.features), mimetype=GEOJSON)
     response.headers["Content-Crs"] = f"<{CRS84}>"
     return response
 
@@ -152,12 +151,8 @@ def items() -> Response:
 @require(READ_ROLES, public=True)
 def item(alert_id: str) -> Response:
     _meta_args()
-    feature = alert_feature(visible_alert(alert_id))
-    feature["links"] = [
-        link(_url("ogc.item", alert_id=alert_id), "self", GEOJSON),
-        link(_url("ogc.collection"), "collection"),
-    ]
-    return json_response(feature, mimetype=GEOJSON)
+    links = [link(_url("ogc.item", alert_id=alert_id), "self", GEOJSON), link(_url("ogc.collection"), "collection")]
+    return bytes_response(feature_with(visible_feature(alert_id).text, links=links), mimetype=GEOJSON)
 
 
 def _enum(values: type) -> dict[str, Any]:

@@ -1,4 +1,10 @@
-"""Response helpers shared by the blueprints: JSON with a strong ETag, links, the request's arguments."""
+"""Response helpers shared by the blueprints: JSON with a strong ETag, links, the request's arguments.
+
+Feature pages arrive as bytes already (joined stored texts, see
+``web.api.feature_collection``) and go through :func:`bytes_response`
+without being parsed or encoded again; other bodies use Flask's JSON
+provider (its handling of dates and the like is what clients know).
+"""
 
 from __future__ import annotations
 
@@ -24,7 +30,13 @@ def request_args() -> dict[str, list[str]]:
 
 def json_response(body: Any, *, mimetype: str = "application/json", status: int = 200) -> Response:
     """``body`` as JSON with a strong ETag of its bytes; ``If-None-Match`` that matches -> 304, no body."""
-    payload = json.dumps(body).encode()
+    return bytes_response(json.dumps(body).encode(), mimetype=mimetype, status=status)
+
+
+def bytes_response(payload: bytes, *, mimetype: str = "application/json", status: int = 200) -> Response:
+    """Encoded JSON ``payload`` with a strong ETag of its bytes; ``If-None-Match`` that matches -> 304, no body."""
+    # A hash of the bytes themselves: right whatever produced them (a stored text rewritten
+    # without a new updated_at included); SHA-256 of a 220 kB page costs ~0.2 ms.
     etag = hashlib.sha256(payload).hexdigest()[:32]
     if status == 200 and request.if_none_match.contains(etag):
         response = Response(status=304)

@@ -29,7 +29,7 @@ from itertools import islice
 from typing import Any, Self
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError, NotFoundError
@@ -37,6 +37,7 @@ from geo_monitor.settings import Settings
 from geo_monitor.store import auth, map_points, migrate, outbox
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
+from geo_monitor.store.features import feature_text
 from geo_monitor.store.records import (
     check_alert_id,
     coerce_enum,
@@ -47,7 +48,18 @@ from geo_monitor.store.records import (
     row_to_alert,
     row_values,
 )
-from geo_monitor.store.query import AlertPage, AlertQuery, StoredAlert, iter_stored, query_page, stored_alert
+from geo_monitor.store.query import (
+    AlertPage,
+    AlertQuery,
+    FeaturePage,
+    StoredAlert,
+    StoredFeature,
+    feature_page,
+    iter_stored,
+    query_page,
+    stored_alert,
+    stored_feature,
+)
 from geo_monitor.store.schema import AlertHistoryRow, AlertRow, DetectionRunRow, HistoryKind, RunStatus
 from geo_monitor.types import BBox
 
@@ -55,6 +67,12 @@ from geo_monitor.types import BBox
 ALERT_WRITE_LOCK = 0x676D2D616C657274
 #: Alerts loaded and flushed together in an upsert: bounds memory and SQL parameter counts.
 UPSERT_CHUNK = 500
+#: The columns a feature is rendered from (``features.alert_feature``): what :func:`rewrite_features` loads.
+RENDERED_COLUMNS = (
+    "id", "geometry", "area_ha", "pond_area_ha", "first_detected", "last_observed", "confirmed_at", "confidence",
+    "score", "signature", "context", "legality", "priority", "provenance", "extra", "status", "assignee", "note",
+    "created_at", "updated_at",
+)
 
 
 class AlertNotFoundError(NotFoundError):
@@ -202,11 +220,32 @@ class AlertStore:
         with self._read() as session:
             return query_page(session, query)
 
+    def feature_page(self, query: AlertQuery) -> FeaturePage:
+        """Like :meth:`query_alerts`, but the page as the stored GeoJSON Feature texts (what the APIs serve)."""
+        with self._read() as session:
+            return feature_page(session, query)
+
     def get_stored(self, alert_id: str) -> StoredAlert | None:
         """An alert with its workflow (status, assignee, note) and timestamps."""
         with self._read() as session:
             row = session.get(AlertRow, alert_id)
             return None if row is None else stored_alert(row)
+
+    def get_feature(self, alert_id: str) -> StoredFeature | None:
+        """One alert's stored GeoJSON Feature text, with its province (for scope checks)."""
+        with self._read() as session:
+            return stored_feature(session, alert_id)
+
+    def refresh_features(self) -> int:
+        """Render every alert's stored feature text again; returns how many were rewritten.
+
+        Needed only after the rendering itself changed (a new property, say)
+        or rows were written around the store (seed SQL): the store keeps the
+        texts current on every change it makes. ``updated_at`` is left alone:
+        the alerts did not change, only how they are written out.
+        """
+        with self._write() as session:
+            return rewrite_features(session)
 
     def iter_alerts(self, query: AlertQuery) -> Iterator[StoredAlert]:
         """Every alert matching ``query`` (its ``limit`` ignored), streamed page by page, for exports.
@@ -487,6 +526,7 @@ class AlertStore:
     ) -> datetime:
         now = self._write_time(session)
         row.updated_at = now
+        render_feature(row)  # after the last change to the row, in this transaction
         session.add(AlertHistoryRow(alert_id=row.id, at=now, actor=actor, kind=kind, changes=changes, note=note))
         return now
 
@@ -523,12 +563,41 @@ def _upsert_one(
         outcome, event_type = "updated", "alert.updated"
     else:
         return "unchanged", None
+    render_feature(row)
     session.add(
         AlertHistoryRow(
             alert_id=alert_id, at=now, actor=actor, kind=HistoryKind.DETECTION, changes=changes, run_id=run_id
         )
     )
     return outcome, outbox.Event(event_type, row, changes)
+
+
+def render_feature(row: AlertRow) -> None:
+    """Write the row's feature text from its current values (call after its last change, before commit)."""
+    row.feature = feature_text(stored_alert(row))
+
+
+def rewrite_features(session: Session, batch: int = 1000) -> int:
+    """Render every alert's feature text again in ``session``'s transaction; returns how many.
+
+    Loads only :data:`RENDERED_COLUMNS` (so migration 0004 can call it on a
+    schema that later revisions extend), a batch at a time in id order.
+    """
+    done, last = 0, None
+    columns = [getattr(AlertRow, name) for name in RENDERED_COLUMNS]
+    while True:
+        stmt = select(AlertRow).options(load_only(*columns)).order_by(AlertRow.id).limit(batch)
+        if last is not None:
+            stmt = stmt.where(AlertRow.id > last)
+        rows = list(session.scalars(stmt))
+        for row in rows:
+            render_feature(row)
+        session.flush()
+        session.expunge_all()
+        done += len(rows)
+        if len(rows) < batch:
+            return done
+        last = rows[-1].id
 
 
 def _rows_by_id(session: Session, ids: set[str]) -> dict[str, AlertRow]:

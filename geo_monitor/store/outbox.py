@@ -30,6 +30,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 from shapely.geometry import box
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -279,7 +280,7 @@ def enqueue(session: Session, events: list[Event], now: datetime) -> int:
                     subscription_id=subscription.id,
                     event_type=event.type,
                     alert_id=alert.id,
-                    payload=_payload(event, alert, now),
+                    payload=_payload(event, now),
                     status=DeliveryStatus.PENDING,
                     attempts=0,
                     next_attempt_at=now,
@@ -362,10 +363,13 @@ def _active_targets(
     return targets
 
 
-def _payload(event: Event, alert: Alert, now: datetime) -> dict[str, Any]:
-    """The Standard Webhooks body: type, timestamp, data (the alert as a GeoJSON Feature and what changed)."""
-    feature = alert.to_feature()
-    feature["properties"].update(assignee=event.row.assignee, note=event.row.note)
+def _payload(event: Event, now: datetime) -> dict[str, Any]:
+    """The Standard Webhooks body: type, timestamp, data (the alert as a GeoJSON Feature and what changed).
+
+    The feature is the row's stored text (rendered by the store before events
+    are enqueued), so a push carries exactly what the APIs serve.
+    """
+    feature = orjson.loads(event.row.feature)
     return {
         "type": event.type,
         "timestamp": now.isoformat(),

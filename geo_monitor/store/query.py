@@ -137,6 +137,31 @@ class AlertPage:
     next_after: tuple[datetime, str] | None = None  # keyset of the last item when more follow
 
 
+@dataclass(frozen=True)
+class FeaturePage:
+    """One page of a query's matches as the stored GeoJSON Feature texts: what the APIs serve."""
+
+    features: list[str] = field(default_factory=list)  # in (updated_at, id) order
+    number_matched: int = 0  # as AlertPage
+    last: tuple[datetime, str] | None = None  # keyset of the last feature (None: empty page)
+    more: bool = False  # whether matches follow this page
+
+    @property
+    def next_after(self) -> tuple[datetime, str] | None:
+        """Keyset to resume after, when more follow (as :attr:`AlertPage.next_after`)."""
+        return self.last if self.more else None
+
+
+@dataclass(frozen=True)
+class StoredFeature:
+    """One alert's stored GeoJSON Feature text, with what scope checks and caches need."""
+
+    id: str
+    province: str | None
+    updated_at: datetime
+    text: str
+
+
 # --- answering a query (session-level; AlertStore opens the transactions) ------
 
 
@@ -170,6 +195,40 @@ def query_page(session: Session, query: AlertQuery) -> AlertPage:
     index can serve, with sequential scans and sorts priced out for that one
     statement (:func:`_postgres_walks`).
     """
+    ids, matched = _page_ids(session, query)
+    more = len(ids) > query.limit
+    rows = {row.id: row for row in session.scalars(select(AlertRow).where(AlertRow.id.in_(ids[: query.limit])))}
+    items = [stored_alert(rows[alert_id]) for alert_id in ids[: query.limit]]
+    return AlertPage(items=items, number_matched=matched, next_after=items[-1].keyset if more else None)
+
+
+#: The alerts table as plain columns: feature pages read tuples, not ORM rows.
+_ALERTS = AlertRow.__table__
+
+
+def feature_page(session: Session, query: AlertQuery) -> FeaturePage:
+    """The page of :func:`query_page`, as stored feature texts read with one plain SELECT by id."""
+    ids, matched = _page_ids(session, query)
+    wanted = ids[: query.limit]
+    if not wanted:
+        return FeaturePage(number_matched=matched)
+    stmt = select(_ALERTS.c.id, _ALERTS.c.updated_at, _ALERTS.c.feature).where(_ALERTS.c.id.in_(wanted))
+    found = {alert_id: (updated_at, text_) for alert_id, updated_at, text_ in session.connection().execute(stmt)}
+    features = [found[alert_id][1] for alert_id in wanted]
+    last = (found[wanted[-1]][0], wanted[-1])
+    return FeaturePage(features=features, number_matched=matched, last=last, more=len(ids) > query.limit)
+
+
+def stored_feature(session: Session, alert_id: str) -> StoredFeature | None:
+    stmt = select(_ALERTS.c.id, _ALERTS.c.province, _ALERTS.c.updated_at, _ALERTS.c.feature).where(
+        _ALERTS.c.id == alert_id
+    )
+    row = session.connection().execute(stmt).first()
+    return None if row is None else StoredFeature(*row)
+
+
+def _page_ids(session: Session, query: AlertQuery) -> tuple[list[str], int]:
+    """The page's ids in polling order, plus one more when more follow; and the exact count."""
     dialect = session.get_bind().dialect.name
     matched = count_matches(session, query, dialect)
     wanted = query.limit + (query.offset or 0)
@@ -182,10 +241,7 @@ def query_page(session: Session, query: AlertQuery) -> AlertPage:
         stmt = stmt.offset(query.offset)
     with _postgres_walks(session, walk and dialect == "postgresql"):
         ids = list(session.scalars(stmt.limit(query.limit + 1)))  # one more says whether more follow
-    more = len(ids) > query.limit
-    rows = {row.id: row for row in session.scalars(select(AlertRow).where(AlertRow.id.in_(ids[: query.limit])))}
-    items = [stored_alert(rows[alert_id]) for alert_id in ids[: query.limit]]
-    return AlertPage(items=items, number_matched=matched, next_after=items[-1].keyset if more else None)
+    return ids, matched
 
 
 def _table_size(session: Session, dialect: str) -> float:
@@ -399,6 +455,8 @@ def _provinces(values: object) -> frozenset[str] | None:
     for item in items:
         if not isinstance(item, str) or not item.strip() or len(item) > PROVINCE_LENGTH:
             raise InvalidInputError(f"provinces: each must be a name of 1..{PROVINCE_LENGTH} characters; got {item!r}")
+        if "\x00" in item:  # no name holds one, and PostgreSQL refuses NUL in text (a 500, not "no match")
+            raise InvalidInputError(f"provinces: a name cannot contain a NUL character; got {item!r}")
     return frozenset(items)
 
 

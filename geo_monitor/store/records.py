@@ -102,7 +102,7 @@ def json_ready(value: Any, name: str) -> Any:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise InvalidInputError(f"{name} must be a finite number; got {value!r}")
-        return value
+        return float(value)  # numpy.float64 is a float too: unwrap it (the stored feature text is encoded as is)
     if isinstance(value, Enum):
         return json_ready(value.value, name)
     if isinstance(value, (date, datetime)):

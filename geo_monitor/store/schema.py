@@ -237,6 +237,10 @@ class AlertRow(Base):
     # bookkeeping
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # The alert as GeoJSON Feature text (geo_monitor.store.features.feature_text), rewritten in the
+    # same transaction as every change above: API pages are joins of these. Deferred: rows loaded
+    # as objects (exports, workflow changes) never need it.
+    feature: Mapped[str] = mapped_column(Text, deferred=True)
 
     __table_args__ = (
         # The polling order: (updated_at, id) is unique, so keyset pagination never skips or repeats.
