@@ -1,18 +1,4 @@
-// The alert point set (from /map/points.json, compact columns) as map features and as the list view.
-
-/** GeoJSON points for MapLibre: only what the style needs (index, priority rank, confidence rank). */
-export function toFeatures(points) {
-  const features = new Array(points.count);
-  for (let i = 0; i < points.count; i += 1) {
-    features[i] = {
-      type: "Feature",
-      id: i,
-      geometry: { type: "Point", coordinates: [points.lon[i], points.lat[i]] },
-      properties: { i, p: points.priority[i], c: points.confidence[i] },
-    };
-  }
-  return { type: "FeatureCollection", features };
-}
+// The alert point set (from /map/points.json, compact columns) as the list view (clusters.js draws it).
 
 /** Indexes of the points inside ``bounds`` (a MapLibre LngLatBounds), in the set's order (most urgent first). */
 export function inView(points, bounds, limit) {
