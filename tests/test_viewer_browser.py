@@ -9,7 +9,9 @@ machine without internet. Screenshots go to docs/img/ (docs/viewer.md).
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,9 +20,11 @@ from typing import Any
 
 import pytest
 
+from alert_samples import make_alert
 from api_support import serving
 from browser_support import browser, log_in, screenshot, wait_drawn, watch  # noqa: F401  (browser: fixture)
 from conftest import cli
+from geo_monitor.alerts import Priority
 from geo_monitor.settings import Settings, load_settings
 from geo_monitor.store import AlertStore
 from web import create_app
@@ -82,6 +86,38 @@ def site_with_outside_basemap(detected: Path, sample_area: Path) -> Iterator[Sit
     yield from _site(detected, sample_area, basemap_url=OUTSIDE_BASEMAP)
 
 
+@pytest.fixture(scope="module")
+def site_with_many_alerts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """3,000 SYNTHETIC alerts scattered over the Amazon: enough for the map to cluster them."""
+    rng = random.Random(5)
+    store_dir = tmp_path_factory.mktemp("many") / "data"
+    settings = load_settings(data_dir=store_dir, rate_limit="100000/minute")
+    store = AlertStore.from_settings(settings)
+    store.migrate()
+    priorities = list(Priority)
+    store.upsert_alerts([make_alert(f"gm-{i:016x}", at=(rng.uniform(-79.0, -76.0), rng.uniform(-4.5, 0.0)),
+                                    priority=rng.choice(priorities), score=round(rng.random(), 3))
+                         for i in range(3000)], "pipeline:synthetic")
+    store.create_user(AGENT, PASSWORD, "agent")
+    _, key = store.create_api_key("browser tests", "agent")
+    with serving(create_app(settings, store=store)) as url:
+        yield Site(url=url, store=store, settings=settings, key=key)
+    store.dispose()
+
+
+#: Every alert feature the page handed MapLibre, as (count it stands for, priority rank) pairs.
+SOURCE_FEATURES = """async () => (await window.geoMonitor.map.getSource('alerts').getData()).features
+    .map(f => [f.properties.point_count || 1, f.properties.point_count ? f.properties.maxp : f.properties.p])"""
+
+
+def until(page: Any, expression: str, timeout_s: float = 15) -> None:
+    """Poll ``expression`` from here: Playwright's own polling evaluates strings in the page, which its CSP forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout_s} s: {expression}"
+        page.wait_for_timeout(100)
+
+
 def rendered(page: Any, *layers: str) -> int:
     """Features MapLibre has actually drawn on the canvas in ``layers``."""
     return int(page.evaluate("(layers) => window.geoMonitor.map.queryRenderedFeatures({layers}).length", list(layers)))
@@ -125,6 +161,42 @@ def test_map_loads_and_draws_the_sample_alerts_without_errors(browser: Any, site
     seen.assert_clean(page)
     assert seen.outside_requests == []  # the offline basemap asks no outside server for anything
     screenshot(page, "map.png")
+    page.close()
+
+
+def test_many_alerts_are_clustered_and_every_one_is_counted(browser: Any, site_with_many_alerts: Site) -> None:
+    site = site_with_many_alerts
+    page = browser.new_page(viewport=DESKTOP)
+    seen = watch(page)
+    log_in(page, site.url, AGENT, PASSWORD, path="/#map=6/-2.2/-77.5")
+    assert wait_drawn(page) == 3000
+    page.wait_for_function("window.geoMonitor.map.loaded()")
+    features = page.evaluate(SOURCE_FEATURES)
+    # zoomed out, MapLibre gets a few clusters, not 3,000 points, and they stand for every alert once
+    assert 0 < len(features) < 300
+    assert sum(n for n, _ in features) == 3000
+    assert max(p for n, p in features if n > 1) == 3  # a cluster holding a critical alert says so
+    assert rendered(page, "alert-clusters") > 0 and rendered(page, "alert-counts") > 0
+    screenshot(page, "clusters.png")
+    # a click on a cluster zooms in: smaller clusters, still every alert of the covered area counted once
+    cluster = page.evaluate("window.geoMonitor.map.queryRenderedFeatures({layers: ['alert-clusters']})"
+                            ".map(f => ({c: f.geometry.coordinates, n: f.properties.point_count}))"
+                            ".sort((a, b) => b.n - a.n)[0]")
+    zoom = page.evaluate("window.geoMonitor.map.getZoom()")
+    point = page.evaluate("(c) => window.geoMonitor.map.project(c)", cluster["c"])
+    box = page.locator("#map canvas").bounding_box()
+    page.mouse.click(box["x"] + point["x"], box["y"] + point["y"])
+    until(page, f"window.geoMonitor.map.getZoom() >= {zoom + 1} && !window.geoMonitor.map.isMoving()"
+                " && window.geoMonitor.map.loaded()")
+    closer = page.evaluate(SOURCE_FEATURES)
+    covered = int(page.evaluate("document.documentElement.dataset.alertsCovered"))
+    assert sum(n for n, _ in closer) == covered
+    assert max(n for n, _ in closer) < cluster["n"]
+    # close up, the alerts are single points (what a click opens), no clusters
+    page.evaluate("(c) => window.geoMonitor.map.jumpTo({center: c, zoom: 12})", cluster["c"])
+    until(page, "window.geoMonitor.map.getZoom() === 12 && window.geoMonitor.map.loaded()")
+    assert all(n == 1 for n, _ in page.evaluate(SOURCE_FEATURES))
+    seen.assert_clean(page)
     page.close()
 
 
