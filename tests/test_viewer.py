@@ -117,6 +117,35 @@ def test_language_switch_sets_a_cookie_and_returns(viewer: Api) -> None:
     assert page_config(html)["labels"]["priority"]["critical"] == "critical"
 
 
+def test_login_page_is_spanish_by_default_and_english_on_request(viewer: Api) -> None:
+    response = viewer.client.get("/login?next=/%3Fpriority%3Dhigh")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and '<html lang="es">' in html
+    assert "geo-monitor: iniciar sesión" in html and "Contraseña" in html and ">Entrar<" in html
+    assert 'name="next" value="/?priority=high"' in html
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'; script-src 'self'")
+    assert "<style" not in html and " style=" not in html and "<script" not in html
+    switch = viewer.client.get("/lang/en?next=/login%3Fnext%3D/")
+    assert switch.status_code == 303 and switch.headers["Location"] == "/login?next=/"
+    english = viewer.client.get("/login").get_data(as_text=True)
+    assert '<html lang="en">' in english and "Password" in english and ">Log in<" in english
+
+
+def test_wrong_password_in_a_browser_gets_the_form_back_with_the_reason(viewer: Api) -> None:
+    form = viewer.client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    response = viewer.client.post("/login", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+                                  data={"csrf_token": token, "username": "ana", "password": "wrong one",
+                                        "next": "/?priority=high"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 401 and response.mimetype == "text/html"
+    assert "Usuario o contraseña incorrectos." in html
+    assert 'value="ana"' in html and "wrong one" not in html  # the user is kept, the password never echoed
+    assert 'name="next" value="/?priority=high"' in html
+    # an API client (no HTML in Accept) still gets an RFC 9457 problem
+    problem(viewer.client.post("/login", data={"csrf_token": token, "username": "ana", "password": "wrong one"}), 401)
+
+
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
 def test_language_switch_is_no_open_redirect(viewer: Api, target: str) -> None:
     response = viewer.client.get("/lang/en", query_string={"next": target})

@@ -29,6 +29,7 @@ let clusters = null; // ClusterIndex of the current point set
 let selected = state.alert;
 let basemapFailed = false;
 let shapesTimer = null;
+let loads = 0; // the latest point set asked for wins, whatever order the answers arrive in
 
 // The point set is the biggest download: ask for it now, while MapLibre loads, not after.
 let earlyPoints = { query: filterParams(state.filters).toString(), response: fetchPoints(filterParams(state.filters)) };
@@ -61,6 +62,7 @@ function createMap() {
     maxZoom: 18,
     dragRotate: false,
     pitchWithRotate: false,
+    fadeDuration: 0, // the cluster counts appear at once: no 300 ms symbol fade before the map is idle
   });
 }
 
@@ -114,7 +116,7 @@ function addAlertLayers() {
     },
   });
   map.addLayer({
-    // the count, as an image drawn on demand (styleimagemissing): the offline map has no font glyphs
+    // the count, as an image drawn here (drawAlerts, styleimagemissing): the offline map has no font glyphs
     id: "alert-counts", type: "symbol", source: "alerts", filter: ["has", "point_count"],
     layout: { "icon-image": ["get", "label"], "icon-allow-overlap": true, "icon-ignore-placement": true },
   });
@@ -142,11 +144,12 @@ function drawCountImage(id) {
   const ratio = Math.max(1, Math.round(window.devicePixelRatio || 1));
   const font = `bold ${12 * ratio}px system-ui, sans-serif`;
   const canvas = document.createElement("canvas");
-  let context = canvas.getContext("2d");
+  // willReadFrequently: a CPU canvas, so getImageData below is no GPU read-back stall for each label
+  let context = canvas.getContext("2d", { willReadFrequently: true });
   context.font = font;
   canvas.width = Math.ceil(context.measureText(text).width + 6 * ratio);
   canvas.height = 18 * ratio;
-  context = canvas.getContext("2d"); // resizing reset the context's state
+  context = canvas.getContext("2d", { willReadFrequently: true }); // resizing reset the context's state
   context.font = font;
   context.textAlign = "center";
   context.textBaseline = "middle";
@@ -181,15 +184,19 @@ async function loadPoints() {
   ui.summary.textContent = config.strings.loading;
   document.documentElement.dataset.alertsState = "loading";
   const params = filterParams(filters);
+  const load = ++loads;
   const early = earlyPoints;
   earlyPoints = null; // used once: any later load (a filter, a saved status) asks again
   const response = await (early && early.query === params.toString() ? early.response : fetchPoints(params));
+  if (load !== loads) return;
   if (!response || !response.ok) {
     ui.summary.textContent = config.strings.loadFailed;
     document.documentElement.dataset.alertsState = "failed";
     return;
   }
-  points = await response.json();
+  const parsed = await response.json();
+  if (load !== loads) return;
+  points = parsed;
   performance.mark("points-parsed");
   clusters = new ClusterIndex(points);
   addProvinces(points.provinces);
@@ -201,6 +208,7 @@ async function loadPoints() {
   performance.mark("points-sent");
   const count = points.count;
   map.once("idle", () => {
+    if (load !== loads) return;
     document.documentElement.dataset.alertsState = "drawn";
     document.documentElement.dataset.alertsDrawn = String(count);
     performance.mark("alerts-drawn");
@@ -212,6 +220,11 @@ async function loadPoints() {
 /** Hand MapLibre the clusters and points of the current view (all of them, counted). */
 function drawAlerts() {
   const { collection, alerts } = clusters.features(map.getBounds(), map.getZoom());
+  // the count images first, so the worker lays the labels out in one go (no styleimagemissing round trips)
+  for (const feature of collection.features) {
+    const label = feature.properties.label;
+    if (label && !map.hasImage(label)) drawCountImage(label);
+  }
   map.getSource("alerts").setData(collection);
   document.documentElement.dataset.alertsCovered = String(alerts); // alerts in the covered area, for tests
 }
