@@ -1,4 +1,4 @@
-"""The map's encoded point sets (``/map/points.json``), cached per filter and store version, built once.
+"""The map's encoded point sets (``/map/points.bin``, ``.json``), cached per filter and store version, built once.
 
 A point set for 100,000 alerts takes about a second to build, encode and
 compress, and every store change (a pipeline run, one agent's status
@@ -17,7 +17,6 @@ map's load:
 from __future__ import annotations
 
 import gzip
-import json
 import logging
 import threading
 from collections import OrderedDict
@@ -37,7 +36,7 @@ GZIP_LEVEL = 6
 
 @dataclass(frozen=True)
 class EncodedPoints:
-    """A point set as JSON bytes, its ETag, and its gzipped bytes."""
+    """A point set's bytes, their ETag, and their gzipped copy."""
 
     payload: bytes
     etag: str
@@ -52,14 +51,14 @@ class PointSetCache:
         self._sets: OrderedDict[Hashable, Future[EncodedPoints]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, build: Callable[[], object]) -> EncodedPoints:
+    def get(self, key: Hashable, build: Callable[[], bytes]) -> EncodedPoints:
         """The set for ``key``: cached, being built (wait for it), or built now by ``build``."""
         future, mine = self._claim(key)
         if mine:
             self._fill(key, future, build)
         return future.result()
 
-    def prepare(self, key: Hashable, build: Callable[[], object]) -> None:
+    def prepare(self, key: Hashable, build: Callable[[], bytes]) -> None:
         """Start building the set for ``key`` in a thread, unless it is cached or being built."""
         future, mine = self._claim(key)
         if mine:
@@ -77,9 +76,9 @@ class PointSetCache:
                 self._sets.popitem(last=False)
             return future, True
 
-    def _fill(self, key: Hashable, future: Future[EncodedPoints], build: Callable[[], object]) -> None:
+    def _fill(self, key: Hashable, future: Future[EncodedPoints], build: Callable[[], bytes]) -> None:
         try:
-            payload = json.dumps(build(), separators=(",", ":"), ensure_ascii=False).encode()
+            payload = build()
             encoded = EncodedPoints(payload, etag_of(payload),
                                     gzip.compress(payload, compresslevel=FAST_GZIP_LEVEL, mtime=0))
         except BaseException as error:  # noqa: BLE001  (the waiting requests get it; the next one retries)

@@ -4,7 +4,9 @@ Routes stay thin. The page (``/``) is server-rendered in the reader's
 language and carries its configuration as a JSON data block (never inline
 code: the CSP forbids it). Data for the map comes from:
 
-- ``/map/points.json``: every alert matching the filters as compact points
+- ``/map/points.bin`` (what the page reads: typed-array columns,
+  ``web.point_binary``) and ``/map/points.json`` (the same as JSON): every
+  alert matching the filters as compact points
   (``geo_monitor.store.map_points``), the same filter parameters as
   ``/api/v1/alerts``, cached per store version and gzipped
   (``web.point_sets``; the page's own request starts building it);
@@ -34,7 +36,7 @@ from markupsafe import Markup
 from geo_monitor.alerts import STATUS_TRANSITIONS, Status
 from geo_monitor.coordinates import notations
 from geo_monitor.errors import InvalidInputError
-from geo_monitor.store.map_points import CODES
+from geo_monitor.store.map_points import CODES, MapPoints
 from geo_monitor.store.query import AlertQuery, StoredAlert
 from web.api import visible_alert
 from web.auth import (
@@ -53,6 +55,7 @@ from web.csp import viewer_csp
 from web.features import alert_feature
 from web.i18n import LANG_COOKIE, LANGUAGE_NAMES, LANGUAGES
 from web.params import check_known
+from web.point_binary import encode_points
 from web.point_sets import EncodedPoints, PointSetCache
 from web.problems import Problem
 from web.queries import FILTER_PARAMS, filters_query, restrict
@@ -165,27 +168,47 @@ def favicon() -> Response:
 # --- data for the map ------------------------------------------------------------------
 
 
+#: The point set's encodings: typed-array columns (what the page reads) and JSON (for people and scripts).
+POINT_FORMATS: dict[str, tuple[str, Callable[[MapPoints], bytes]]] = {
+    "bin": ("application/octet-stream", encode_points),
+    "json": ("application/json", lambda points: json.dumps(points.to_json(), separators=(",", ":"),
+                                                            ensure_ascii=False).encode()),
+}
+
+
+@viewer.get("/map/points.bin")
+@require(READ_ROLES, public=True)
+def points_binary() -> Response:
+    """Every alert matching the filters as typed-array columns (see ``web.point_binary``): the page's."""
+    return _points_response("bin")
+
+
 @viewer.get("/map/points.json")
 @require(READ_ROLES, public=True)
 def points() -> Response:
-    """Every alert matching the filters as compact columns (see ``geo_monitor.store.map_points``)."""
+    """Every alert matching the filters as compact JSON columns (see ``geo_monitor.store.map_points``)."""
+    return _points_response("json")
+
+
+def _points_response(form: str) -> Response:
     args = request_args()
     check_known(args, FILTER_PARAMS)
     query = restrict(filters_query(args), current_principal())
-    encoded = _points_payload(query)
-    return bytes_response(encoded.payload, "application/json", etag=encoded.etag, gzipped=encoded.gzipped)
+    encoded = _points_payload(query, form)
+    return bytes_response(encoded.payload, POINT_FORMATS[form][0], etag=encoded.etag, gzipped=encoded.gzipped)
 
 
-def _points_job(query: AlertQuery) -> tuple[Hashable, Callable[[], object]]:
-    """The cache key of ``query``'s point set (filters, store version) and how to build it."""
+def _points_job(query: AlertQuery, form: str) -> tuple[Hashable, Callable[[], bytes]]:
+    """The cache key of ``query``'s point set (filters, store version, encoding) and how to build it."""
     store = context().store
-    return (query, store.version()), lambda: store.map_points(query).to_json()
+    encode = POINT_FORMATS[form][1]
+    return (query, store.version(), form), lambda: encode(store.map_points(query))
 
 
-def _points_payload(query: AlertQuery) -> EncodedPoints:
+def _points_payload(query: AlertQuery, form: str) -> EncodedPoints:
     """The encoded point set for ``query``, reused while the store has not changed."""
     cache: PointSetCache = current_app.extensions["geo_monitor_points"]
-    return cache.get(*_points_job(query))
+    return cache.get(*_points_job(query, form))
 
 
 def _prepare_points(principal: Any) -> None:
@@ -196,7 +219,7 @@ def _prepare_points(principal: Any) -> None:
     except (Problem, ValueError):
         return  # the script's own request answers the bad filter with a problem
     cache: PointSetCache = current_app.extensions["geo_monitor_points"]
-    cache.prepare(*_points_job(query))
+    cache.prepare(*_points_job(query, "bin"))
 
 
 @viewer.get("/map/context/<layer>.geojson")

@@ -4,6 +4,7 @@
 import { fill, inView, renderList } from "./alerts.js";
 import { CLUSTER_MAX_ZOOM, ClusterIndex } from "./clusters.js";
 import { openPanel } from "./panel.js";
+import { decodePoints } from "./points.js";
 import { fillForm, filterParams, formFilters, readState, writeState } from "./state.js";
 
 const config = JSON.parse(document.getElementById("viewer-config").textContent);
@@ -174,7 +175,7 @@ function setVisible(layerIds, visible) {
 // --- the alert point set --------------------------------------------------------------
 
 function fetchPoints(params) {
-  return fetch(`/map/points.json?${params}`, { credentials: "same-origin" }).catch(() => null);
+  return fetch(`/map/points.bin?${params}`, { credentials: "same-origin" }).catch(() => null);
 }
 
 async function loadPoints() {
@@ -189,13 +190,19 @@ async function loadPoints() {
   earlyPoints = null; // used once: any later load (a filter, a saved status) asks again
   const response = await (early && early.query === params.toString() ? early.response : fetchPoints(params));
   if (load !== loads) return;
-  if (!response || !response.ok) {
+  let parsed = null;
+  try {
+    // not ok, or not a point set (an expired session's login page): say the alerts could not be loaded
+    if (response && response.ok) parsed = decodePoints(await response.arrayBuffer());
+  } catch (error) {
+    console.warn("points:", error.message);
+  }
+  if (load !== loads) return;
+  if (!parsed) {
     ui.summary.textContent = config.strings.loadFailed;
     document.documentElement.dataset.alertsState = "failed";
     return;
   }
-  const parsed = await response.json();
-  if (load !== loads) return;
   points = parsed;
   performance.mark("points-parsed");
   clusters = new ClusterIndex(points);
