@@ -10,14 +10,13 @@ map's load:
   the page, MapLibre and the context layers loading; the script's request
   then waits for that build instead of starting a second one;
 - a fresh set is answered compressed at gzip level 1 (~10x faster than
-  level 6, ~25 % bigger), and recompressed at level 6 just after, for every
-  later request.
+  level 6; 5 % bigger for the binary set, 15 % for JSON), and recompressed
+  at level 6 just after, for every later request.
 """
 
 from __future__ import annotations
 
 import gzip
-import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -25,8 +24,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 
 from web.compress import etag_of
-
-log = logging.getLogger(__name__)
 
 #: Point sets kept: a few filter combinations per store version.
 ENTRIES = 8
