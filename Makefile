@@ -76,7 +76,7 @@ web/translations/%/LC_MESSAGES/messages.mo: web/translations/%/LC_MESSAGES/messa
 ## messages: extract the viewer's strings and merge them into each language's .po (then translate the new ones).
 messages: $(INSTALLED)
 	$(BIN)/pybabel extract -F web/babel.cfg --no-location -o web/translations/messages.pot .
-	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --no-location --no-fuzzy-matching
+	$(BIN)/pybabel update -i web/translations/messages.pot -d web/translations --no-fuzzy-matching
 
 ## clean: remove .venv, caches, build leftovers, the sample area in var/sample and the demo's output.
 ## Other data under var/ (the alert store, change state, jobs: later issues) is kept.

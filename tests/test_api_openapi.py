@@ -13,7 +13,8 @@ UNDOCUMENTED = {"/static/<path:filename>"}
 #: The map viewer's own routes (web/viewer.py): the browser UI and the data only it reads, not a partner
 #: contract (documented in docs/viewer.md; tested by tests/test_viewer.py and the browser tests).
 UNDOCUMENTED |= {"/", "/favicon.ico", "/lang/<code>", "/vendor/maplibre-gl/<name>", "/map/points.json",
-                 "/map/context/<layer>.geojson", "/map/alerts/<alert_id>/panel", "/map/alerts/<alert_id>/status"}
+                 "/map/points.bin", "/map/context/<layer>.geojson", "/map/alerts/<alert_id>/panel",
+                 "/map/alerts/<alert_id>/status"}
 
 
 def _openapi_path(rule: str) -> str:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
@@ -117,6 +119,35 @@ def test_language_switch_sets_a_cookie_and_returns(viewer: Api) -> None:
     assert page_config(html)["labels"]["priority"]["critical"] == "critical"
 
 
+def test_login_page_is_spanish_by_default_and_english_on_request(viewer: Api) -> None:
+    response = viewer.client.get("/login?next=/%3Fpriority%3Dhigh")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and '<html lang="es">' in html
+    assert "geo-monitor: iniciar sesión" in html and "Contraseña" in html and ">Entrar<" in html
+    assert 'name="next" value="/?priority=high"' in html
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'none'; script-src 'self'")
+    assert "<style" not in html and " style=" not in html and "<script" not in html
+    switch = viewer.client.get("/lang/en?next=/login%3Fnext%3D/")
+    assert switch.status_code == 303 and switch.headers["Location"] == "/login?next=/"
+    english = viewer.client.get("/login").get_data(as_text=True)
+    assert '<html lang="en">' in english and "Password" in english and ">Log in<" in english
+
+
+def test_wrong_password_in_a_browser_gets_the_form_back_with_the_reason(viewer: Api) -> None:
+    form = viewer.client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+    response = viewer.client.post("/login", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+                                  data={"csrf_token": token, "username": "ana", "password": "wrong one",
+                                        "next": "/?priority=high"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 401 and response.mimetype == "text/html"
+    assert "Usuario o contraseña incorrectos." in html
+    assert 'value="ana"' in html and "wrong one" not in html  # the user is kept, the password never echoed
+    assert 'name="next" value="/?priority=high"' in html
+    # an API client (no HTML in Accept) still gets an RFC 9457 problem
+    problem(viewer.client.post("/login", data={"csrf_token": token, "username": "ana", "password": "wrong one"}), 401)
+
+
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
 def test_language_switch_is_no_open_redirect(viewer: Api, target: str) -> None:
     response = viewer.client.get("/lang/en", query_string={"next": target})
@@ -138,6 +169,44 @@ def test_points_are_every_match_most_urgent_first(viewer: Api) -> None:
     assert body["provinces"][body["province"][-1]] == "Zamora Chinchipe"
     # the point is the centre of the alert's envelope (make_alert squares are 0.002 degrees)
     assert body["lon"][0] == pytest.approx(-77.619) and body["lat"][0] == pytest.approx(-1.019)
+
+
+def decode_binary_points(data: bytes) -> dict:
+    """/map/points.bin read as web/static/points.js reads it (header, then 4-byte aligned little-endian columns)."""
+    assert data[:4] == b"GMP1"
+    length = int.from_bytes(data[4:8], "little")
+    header = json.loads(data[8:8 + length])
+    start = (8 + length + 3) // 4 * 4
+    kinds = {"i4": "<i4", "u1": "u1", "i2": "<i2", "u2": "<u2", "f4": "<f4"}
+    columns = {name: np.frombuffer(data, dtype=kinds[kind], count=size // np.dtype(kinds[kind]).itemsize,
+                                   offset=start + offset)
+               for name, kind, offset, size in header["columns"]}
+    assert all(offset % 4 == 0 for _, _, offset, _ in header["columns"])
+    return {**header, **columns}
+
+
+def test_binary_points_are_the_json_points(viewer: Api) -> None:
+    response = viewer.get("/map/points.bin?priority=critical,high,medium,low")
+    assert response.status_code == 200 and response.mimetype == "application/octet-stream"
+    binary = decode_binary_points(response.data)
+    body = viewer.get("/map/points.json?priority=critical,high,medium,low").get_json()
+    assert binary["count"] == body["count"] == 5 and binary["ids"] == body["ids"]
+    assert binary["provinces"] == body["provinces"] and binary["codes"] == body["codes"]
+    for name in ("priority", "confidence", "status", "legality", "province"):
+        assert binary[name].tolist() == body[name], name
+    assert (binary["lon"] / binary["coordScale"]).tolist() == pytest.approx(body["lon"], abs=1e-9)
+    assert (binary["lat"] / binary["coordScale"]).tolist() == pytest.approx(body["lat"], abs=1e-9)
+    days = [(date.fromisoformat(d) - date(1970, 1, 1)).days for d in body["first_detected"]]
+    assert binary["first_detected"].tolist() == days
+    assert binary["area_ha"].tolist() == pytest.approx(body["area_ha"], rel=1e-6)
+    assert binary["score"].tolist() == pytest.approx(body["score"], rel=1e-6)
+    problem(viewer.get("/map/points.bin?priority=urgent"), 400)
+    problem(viewer.get("/map/points.bin", key=None), 401)
+
+
+def test_no_alerts_is_an_empty_binary_point_set(viewer: Api) -> None:
+    binary = decode_binary_points(viewer.get("/map/points.bin?province=Nowhere").data)
+    assert binary["count"] == 0 and binary["ids"] == [] and len(binary["lon"]) == 0
 
 
 def test_points_take_the_api_filters_and_agree_with_it(viewer: Api) -> None:

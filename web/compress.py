@@ -44,13 +44,16 @@ def _gzip(etag: str, payload: bytes) -> bytes:
 
 
 def bytes_response(payload: bytes, mimetype: str, *, etag: str | None = None,
-                   cache_control: str = "private, no-cache") -> Response:
-    """``payload`` with an ETag (304 when it matches ``If-None-Match``), gzipped when accepted."""
+                   cache_control: str = "private, no-cache", gzipped: bytes | None = None) -> Response:
+    """``payload`` with an ETag (304 when it matches ``If-None-Match``), gzipped when accepted.
+
+    ``gzipped``: the payload already compressed by the caller (who keeps it), used as is.
+    """
     etag = etag or etag_of(payload)
     if request.if_none_match.contains(etag):
         response = Response(status=304)
     elif len(payload) >= MIN_SIZE and "gzip" in request.accept_encodings:
-        response = Response(_gzip(etag, payload), mimetype=mimetype)
+        response = Response(gzipped if gzipped is not None else _gzip(etag, payload), mimetype=mimetype)
         response.headers["Content-Encoding"] = "gzip"
     else:
         response = Response(payload, mimetype=mimetype)

@@ -4,9 +4,12 @@ Routes stay thin. The page (``/``) is server-rendered in the reader's
 language and carries its configuration as a JSON data block (never inline
 code: the CSP forbids it). Data for the map comes from:
 
-- ``/map/points.json``: every alert matching the filters as compact points
+- ``/map/points.bin`` (what the page reads: typed-array columns,
+  ``web.point_binary``) and ``/map/points.json`` (the same as JSON): every
+  alert matching the filters as compact points
   (``geo_monitor.store.map_points``), the same filter parameters as
-  ``/api/v1/alerts``, cached per store version and gzipped;
+  ``/api/v1/alerts``, cached per store version and gzipped
+  (``web.point_sets``; the page's own request starts building it);
 - ``/map/context/<layer>.geojson``: the context layers settings name;
 - ``/map/alerts/<id>/panel``: the alert panel as an HTML fragment, and
   ``POST /map/alerts/<id>/status``: the workflow form (CSRF, role-checked,
@@ -21,8 +24,7 @@ with a bbox), with the session. MapLibre is served from the npm install
 from __future__ import annotations
 
 import json
-import threading
-from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +36,7 @@ from markupsafe import Markup
 from geo_monitor.alerts import STATUS_TRANSITIONS, Status
 from geo_monitor.coordinates import notations
 from geo_monitor.errors import InvalidInputError
-from geo_monitor.store.map_points import CODES
+from geo_monitor.store.map_points import CODES, MapPoints
 from geo_monitor.store.query import AlertQuery, StoredAlert
 from web.api import visible_alert
 from web.auth import (
@@ -47,12 +49,14 @@ from web.auth import (
     current_principal,
     require,
 )
-from web.compress import bytes_response, etag_of
+from web.compress import bytes_response
 from web.context_layers import available_layers, layer_geojson
 from web.csp import viewer_csp
 from web.features import alert_feature
 from web.i18n import LANG_COOKIE, LANGUAGE_NAMES, LANGUAGES
 from web.params import check_known
+from web.point_binary import encode_points
+from web.point_sets import EncodedPoints, PointSetCache
 from web.problems import Problem
 from web.queries import FILTER_PARAMS, filters_query, restrict
 from web.responses import context, request_args
@@ -69,8 +73,6 @@ VENDOR_FILES: dict[str, str] = {
 }
 #: Longest note accepted with a status change (as the API).
 MAX_NOTE = 2000
-#: Point sets kept per app: a few filter combinations per store version.
-POINT_CACHE_ENTRIES = 8
 LANG_COOKIE_AGE = timedelta(days=365)
 
 
@@ -83,7 +85,7 @@ def _viewer_headers(response: Response) -> Response:
 
 def init_viewer(app: Flask) -> None:
     """Register the viewer and its per-app cache of point sets."""
-    app.extensions["geo_monitor_points"] = (OrderedDict(), threading.Lock())
+    app.extensions["geo_monitor_points"] = PointSetCache()
     app.jinja_env.globals.update(format_date=format_date, format_datetime=format_datetime,
                                  format_decimal=format_decimal, format_percent=format_percent)
     app.register_blueprint(viewer)
@@ -105,6 +107,7 @@ def map_page() -> Response | str:
         if problem.status == 401:
             return _login_redirect()
         raise
+    _prepare_points(principal)
     settings = context().settings
     lang = str(get_locale() or "es")
     config = {
@@ -165,35 +168,58 @@ def favicon() -> Response:
 # --- data for the map ------------------------------------------------------------------
 
 
+#: The point set's encodings: typed-array columns (what the page reads) and JSON (for people and scripts).
+POINT_FORMATS: dict[str, tuple[str, Callable[[MapPoints], bytes]]] = {
+    "bin": ("application/octet-stream", encode_points),
+    "json": ("application/json", lambda points: json.dumps(points.to_json(), separators=(",", ":"),
+                                                            ensure_ascii=False).encode()),
+}
+
+
+@viewer.get("/map/points.bin")
+@require(READ_ROLES, public=True)
+def points_binary() -> Response:
+    """Every alert matching the filters as typed-array columns (see ``web.point_binary``): the page's."""
+    return _points_response("bin")
+
+
 @viewer.get("/map/points.json")
 @require(READ_ROLES, public=True)
 def points() -> Response:
-    """Every alert matching the filters as compact columns (see ``geo_monitor.store.map_points``)."""
+    """Every alert matching the filters as compact JSON columns (see ``geo_monitor.store.map_points``)."""
+    return _points_response("json")
+
+
+def _points_response(form: str) -> Response:
     args = request_args()
     check_known(args, FILTER_PARAMS)
     query = restrict(filters_query(args), current_principal())
-    payload, etag = _points_payload(query)
-    return bytes_response(payload, "application/json", etag=etag)
+    encoded = _points_payload(query, form)
+    return bytes_response(encoded.payload, POINT_FORMATS[form][0], etag=encoded.etag, gzipped=encoded.gzipped)
 
 
-def _points_payload(query: AlertQuery) -> tuple[bytes, str]:
-    """The encoded point set for ``query``, reused while the store has not changed."""
+def _points_job(query: AlertQuery, form: str) -> tuple[Hashable, Callable[[], bytes]]:
+    """The cache key of ``query``'s point set (filters, store version, encoding) and how to build it."""
     store = context().store
-    cache, lock = current_app.extensions["geo_monitor_points"]
-    key = (query, store.version())
-    with lock:
-        hit = cache.get(key)
-        if hit is not None:
-            cache.move_to_end(key)
-            return hit  # type: ignore[no-any-return]
-    points_ = store.map_points(query)
-    payload = json.dumps(points_.to_json(), separators=(",", ":"), ensure_ascii=False).encode()
-    entry = (payload, etag_of(payload))
-    with lock:
-        cache[key] = entry
-        while len(cache) > POINT_CACHE_ENTRIES:
-            cache.popitem(last=False)
-    return entry
+    encode = POINT_FORMATS[form][1]
+    return (query, store.version(), form), lambda: encode(store.map_points(query))
+
+
+def _points_payload(query: AlertQuery, form: str) -> EncodedPoints:
+    """The encoded point set for ``query``, reused while the store has not changed."""
+    cache: PointSetCache = current_app.extensions["geo_monitor_points"]
+    return cache.get(*_points_job(query, form))
+
+
+def _prepare_points(principal: Any) -> None:
+    """Start building the point set the page's script is about to ask for (see ``web.point_sets``)."""
+    args = {name: values for name, values in request_args().items() if name in FILTER_PARAMS}
+    try:
+        query = restrict(filters_query(args), principal)
+    except (Problem, ValueError):
+        return  # the script's own request answers the bad filter with a problem
+    cache: PointSetCache = current_app.extensions["geo_monitor_points"]
+    cache.prepare(*_points_job(query, "bin"))
 
 
 @viewer.get("/map/context/<layer>.geojson")

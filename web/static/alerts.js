@@ -1,18 +1,6 @@
-// The alert point set (from /map/points.json, compact columns) as map features and as the list view.
+// The alert point set (points.js: compact columns) as the list view (clusters.js draws it).
 
-/** GeoJSON points for MapLibre: only what the style needs (index, priority rank, confidence rank). */
-export function toFeatures(points) {
-  const features = new Array(points.count);
-  for (let i = 0; i < points.count; i += 1) {
-    features[i] = {
-      type: "Feature",
-      id: i,
-      geometry: { type: "Point", coordinates: [points.lon[i], points.lat[i]] },
-      properties: { i, p: points.priority[i], c: points.confidence[i] },
-    };
-  }
-  return { type: "FeatureCollection", features };
-}
+import { detectedOn } from "./points.js";
 
 /** Indexes of the points inside ``bounds`` (a MapLibre LngLatBounds), in the set's order (most urgent first). */
 export function inView(points, bounds, limit) {
@@ -55,7 +43,7 @@ export function renderList(list, points, indexes, config, onPick) {
     head.textContent = `${labels.priority[priority]} · ${labels.legality[legality]}`;
     const body = document.createElement("span");
     body.className = "row-body";
-    const when = dateFormat.format(new Date(`${points.first_detected[i]}T00:00:00Z`));
+    const when = dateFormat.format(detectedOn(points, i));
     body.textContent = `${province} · ${areaFormat.format(points.area_ha[i])} ${config.strings.hectares} · ${when}`;
     const tail = document.createElement("span");
     tail.className = "row-tail";

@@ -1,15 +1,18 @@
 // geo-monitor map viewer: MapLibre map, alert layer, context layers, filters, list and panel.
 // Configuration and translated strings come from the page's JSON data block (#viewer-config).
 
-import { fill, inView, renderList, toFeatures } from "./alerts.js";
+import { fill, inView, renderList } from "./alerts.js";
+import { CLUSTER_MAX_ZOOM, ClusterIndex } from "./clusters.js";
 import { openPanel } from "./panel.js";
+import { decodePoints } from "./points.js";
 import { fillForm, filterParams, formFilters, readState, writeState } from "./state.js";
 
 const config = JSON.parse(document.getElementById("viewer-config").textContent);
 const ECUADOR = [[-81.1, -5.1], [-75.1, 1.5]];
+const DECIMAL = new Intl.NumberFormat(config.lang).format(1.5).charAt(1);
 const PRIORITY_COLOURS = ["#4575b4", "#fdae61", "#f46d43", "#a50026"]; // low, medium, high, critical
 const LIST_LIMIT = 200;
-const SHAPES_MIN_ZOOM = 12; // below this, alerts are points (clustered when zoomed out)
+const SHAPES_MIN_ZOOM = 12; // below this, alerts are points (clustered up to CLUSTER_MAX_ZOOM)
 const SHAPES_MAX_PAGES = 5; // x 1000 alerts per view at close zoom
 const CONTEXT_STYLES = {
   provinces: { type: "line", paint: { "line-color": "#555", "line-width": 1.2, "line-dasharray": [3, 2] } },
@@ -23,10 +26,14 @@ const state = readState();
 // A shared link's position wins; without one, the first load fits the map to the alerts.
 const linkedPosition = /(^|&|#)map=/.test(window.location.hash);
 let points = null;
+let clusters = null; // ClusterIndex of the current point set
 let selected = state.alert;
 let basemapFailed = false;
 let shapesTimer = null;
+let loads = 0; // the latest point set asked for wins, whatever order the answers arrive in
 
+// The point set is the biggest download: ask for it now, while MapLibre loads, not after.
+let earlyPoints = { query: filterParams(state.filters).toString(), response: fetchPoints(filterParams(state.filters)) };
 const map = createMap();
 const ui = {
   filterForm: document.getElementById("filter-form"),
@@ -56,6 +63,7 @@ function createMap() {
     maxZoom: 18,
     dragRotate: false,
     pitchWithRotate: false,
+    fadeDuration: 0, // the cluster counts appear at once: no 300 ms symbol fade before the map is idle
   });
 }
 
@@ -96,15 +104,8 @@ function addAlertLayers() {
     id: "alert-shapes-line", type: "line", source: "alert-shapes", minzoom: SHAPES_MIN_ZOOM,
     paint: { "line-color": priorityColour(["get", "p"]), "line-width": 2 },
   });
-  map.addSource("alerts", {
-    type: "geojson",
-    data: { type: "FeatureCollection", features: [] },
-    cluster: true,
-    clusterRadius: 45,
-    clusterMaxZoom: 10,
-    clusterProperties: { maxp: ["max", ["get", "p"]] },
-    buffer: 32,
-  });
+  // Clusters are computed by clusters.js; the source only ever holds what the current view shows.
+  map.addSource("alerts", { type: "geojson", data: { type: "FeatureCollection", features: [] }, buffer: 32 });
   map.addLayer({
     id: "alert-clusters", type: "circle", source: "alerts", filter: ["has", "point_count"],
     paint: {
@@ -114,6 +115,11 @@ function addAlertLayers() {
       "circle-stroke-color": "#fff",
       "circle-stroke-width": 1.5,
     },
+  });
+  map.addLayer({
+    // the count, as an image drawn here (drawAlerts, styleimagemissing): the offline map has no font glyphs
+    id: "alert-counts", type: "symbol", source: "alerts", filter: ["has", "point_count"],
+    layout: { "icon-image": ["get", "label"], "icon-allow-overlap": true, "icon-ignore-placement": true },
   });
   map.addLayer({
     id: "alert-points", type: "circle", source: "alerts", filter: ["!", ["has", "point_count"]],
@@ -133,6 +139,29 @@ function addAlertLayers() {
   });
 }
 
+/** A cluster's count as an image: white digits with a dark outline, at the screen's pixel ratio. */
+function drawCountImage(id) {
+  const text = id.slice("count:".length).replace(".", DECIMAL);
+  const ratio = Math.max(1, Math.round(window.devicePixelRatio || 1));
+  const font = `bold ${12 * ratio}px system-ui, sans-serif`;
+  const canvas = document.createElement("canvas");
+  // willReadFrequently: a CPU canvas, so getImageData below is no GPU read-back stall for each label
+  let context = canvas.getContext("2d", { willReadFrequently: true });
+  context.font = font;
+  canvas.width = Math.ceil(context.measureText(text).width + 6 * ratio);
+  canvas.height = 18 * ratio;
+  context = canvas.getContext("2d", { willReadFrequently: true }); // resizing reset the context's state
+  context.font = font;
+  context.textAlign = "center";
+  context.textBaseline = "middle";
+  context.lineWidth = 3 * ratio;
+  context.strokeStyle = "rgba(0, 0, 0, 0.65)";
+  context.fillStyle = "#fff";
+  context.strokeText(text, canvas.width / 2, canvas.height / 2);
+  context.fillText(text, canvas.width / 2, canvas.height / 2);
+  map.addImage(id, context.getImageData(0, 0, canvas.width, canvas.height), { pixelRatio: ratio });
+}
+
 function priorityColour(expression) {
   return ["match", expression, 3, PRIORITY_COLOURS[3], 2, PRIORITY_COLOURS[2], 1, PRIORITY_COLOURS[1], PRIORITY_COLOURS[0]];
 }
@@ -145,39 +174,66 @@ function setVisible(layerIds, visible) {
 
 // --- the alert point set --------------------------------------------------------------
 
+function fetchPoints(params) {
+  return fetch(`/map/points.bin?${params}`, { credentials: "same-origin" }).catch(() => null);
+}
+
 async function loadPoints() {
   const filters = formFilters(ui.filterForm);
   writeState(filters, selected);
   updateExportLinks(filters);
   ui.summary.textContent = config.strings.loading;
   document.documentElement.dataset.alertsState = "loading";
-  let response;
+  const params = filterParams(filters);
+  const load = ++loads;
+  const early = earlyPoints;
+  earlyPoints = null; // used once: any later load (a filter, a saved status) asks again
+  const response = await (early && early.query === params.toString() ? early.response : fetchPoints(params));
+  if (load !== loads) return;
+  let parsed = null;
   try {
-    response = await fetch(`/map/points.json?${filterParams(filters)}`, { credentials: "same-origin" });
-  } catch {
-    response = null;
+    // not ok, or not a point set (an expired session's login page): say the alerts could not be loaded
+    if (response && response.ok) parsed = decodePoints(await response.arrayBuffer());
+  } catch (error) {
+    console.warn("points:", error.message);
   }
-  if (!response || !response.ok) {
+  if (load !== loads) return;
+  if (!parsed) {
     ui.summary.textContent = config.strings.loadFailed;
     document.documentElement.dataset.alertsState = "failed";
     return;
   }
-  points = await response.json();
+  points = parsed;
   performance.mark("points-parsed");
+  clusters = new ClusterIndex(points);
   addProvinces(points.provinces);
-  map.getSource("alerts").setData(toFeatures(points));
-  performance.mark("points-sent");
-  map.once("idle", () => {
-    document.documentElement.dataset.alertsState = "drawn";
-    document.documentElement.dataset.alertsDrawn = String(points.count);
-    performance.mark("alerts-drawn");
-  });
-  refreshList();
-  scheduleShapes();
   if (!state.positioned && !linkedPosition && points.count > 0) {
     fitTo(points);
   }
   state.positioned = true;
+  drawAlerts();
+  performance.mark("points-sent");
+  const count = points.count;
+  map.once("idle", () => {
+    if (load !== loads) return;
+    document.documentElement.dataset.alertsState = "drawn";
+    document.documentElement.dataset.alertsDrawn = String(count);
+    performance.mark("alerts-drawn");
+  });
+  refreshList();
+  scheduleShapes();
+}
+
+/** Hand MapLibre the clusters and points of the current view (all of them, counted). */
+function drawAlerts() {
+  const { collection, alerts } = clusters.features(map.getBounds(), map.getZoom());
+  // the count images first, so the worker lays the labels out in one go (no styleimagemissing round trips)
+  for (const feature of collection.features) {
+    const label = feature.properties.label;
+    if (label && !map.hasImage(label)) drawCountImage(label);
+  }
+  map.getSource("alerts").setData(collection);
+  document.documentElement.dataset.alertsCovered = String(alerts); // alerts in the covered area, for tests
 }
 
 function fitTo(set) {
@@ -281,10 +337,13 @@ function closePanel() {
 }
 
 function wireMapEvents() {
-  map.on("click", "alert-clusters", async (event) => {
-    const feature = event.features[0];
-    const zoom = await map.getSource("alerts").getClusterExpansionZoom(feature.properties.cluster_id);
-    map.easeTo({ center: feature.geometry.coordinates, zoom });
+  map.on("click", "alert-clusters", (event) => {
+    // zoom to the members' extent: they spread over the view and the cluster splits
+    // (at least one zoom level closer, so a cluster of one site's alerts still opens)
+    const { w, s, e, n } = event.features[0].properties;
+    const zoom = map.getZoom();
+    const fit = map.cameraForBounds([[w, s], [e, n]], { padding: 80, maxZoom: Math.max(zoom + 2, CLUSTER_MAX_ZOOM + 1) });
+    map.easeTo({ center: fit ? fit.center : [(w + e) / 2, (s + n) / 2], zoom: Math.max(zoom + 1, fit ? fit.zoom : 0) });
   });
   map.on("click", "alert-points", (event) => {
     const i = event.features[0].properties.i;
@@ -297,7 +356,14 @@ function wireMapEvents() {
     map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
     map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
   }
-  map.on("moveend", () => { refreshList(); scheduleShapes(); });
+  map.on("moveend", () => {
+    if (clusters && !clusters.covers(map.getBounds(), map.getZoom())) drawAlerts();
+    refreshList();
+    scheduleShapes();
+  });
+  map.on("styleimagemissing", (event) => {
+    if (event.id.startsWith("count:")) drawCountImage(event.id);
+  });
   map.on("error", (event) => {
     // Tile and data errors must not break the map: the basemap falls back to the offline map.
     const source = event.sourceId || (event.source && event.source.id);
@@ -385,7 +451,7 @@ function wireForms() {
   ui.layerForm.addEventListener("change", (event) => {
     const input = event.target;
     if (input.name === "layer") {
-      if (input.value === "alerts") setVisible(["alert-clusters", "alert-points", "alert-shapes-fill", "alert-shapes-line", "selected"], input.checked);
+      if (input.value === "alerts") setVisible(["alert-clusters", "alert-counts", "alert-points", "alert-shapes-fill", "alert-shapes-line", "selected"], input.checked);
       else if (input.value === "basemap") setVisible(["basemap"], input.checked && !basemapFailed);
       else if (input.value === "imagery") showImagery(input.checked);
       else if (input.value === "change") showChange(input.checked);

@@ -19,22 +19,48 @@ function show(element, html, config, hooks) {
   element.innerHTML = html; // server-rendered with autoescaping; holds no scripts (the CSP would block them)
   element.hidden = false;
   element.scrollTop = 0;
-  for (const img of element.querySelectorAll("img.chip")) {
-    const missing = () => {
-      const note = document.createElement("p");
-      note.className = "chip-missing";
-      note.textContent = config.strings.imageMissing;
-      img.replaceWith(note);
-    };
-    if (img.complete && img.naturalWidth === 0 && img.src) missing();
-    else img.addEventListener("error", missing, { once: true });
-  }
+  showChips(element, config);
   element.querySelector("[data-action=close]")?.addEventListener("click", hooks.close);
   for (const code of element.querySelectorAll("[data-copy]")) {
     code.addEventListener("click", () => copy(code.textContent, config, hooks));
   }
   const form = element.querySelector("form.status-form");
   if (form) form.addEventListener("submit", (event) => submitStatus(event, element, config, hooks));
+}
+
+/**
+ * The before/after chips: first the chips document (which scenes show the site, chosen and cached by
+ * the server), then only the images that exist. Asking blindly for a side with no scene would be a
+ * 404 in the console for an expected case (no clear scene within the window).
+ */
+async function showChips(element, config) {
+  const box = element.querySelector(".chips");
+  const panel = element.querySelector(".alert-panel");
+  if (!box || !panel) return;
+  const missing = (img) => {
+    const note = document.createElement("p");
+    note.className = "chip-missing";
+    note.textContent = config.strings.imageMissing;
+    img.replaceWith(note);
+  };
+  let sides = {};
+  try {
+    const response = await fetch(`/api/v1/alerts/${encodeURIComponent(panel.dataset.alertId)}/chips`, {
+      credentials: "same-origin",
+    });
+    if (response.ok) sides = await response.json();
+  } catch {
+    // offline: no chips, the rest of the panel still works
+  }
+  for (const img of box.querySelectorAll("img.chip[data-src]")) {
+    if (!sides[img.dataset.chip]) {
+      missing(img);
+      continue;
+    }
+    img.addEventListener("error", () => missing(img), { once: true });
+    img.src = img.dataset.src;
+  }
+  box.dataset.state = "settled";
 }
 
 async function copy(text, config, hooks) {
