@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from geo_monitor.alerts import Status  # noqa: E402
 from geo_monitor.store import AlertStore  # noqa: E402
-from process_tree import tree_cpu_seconds  # noqa: E402
+from process_tree import cpu_seconds, tree_cpu_seconds  # noqa: E402
 from synthetic_alerts import synthetic_alerts  # noqa: E402
 
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/geo_monitor_bench"
@@ -377,15 +377,8 @@ def _check_page(body: bytes, result: LoadResult) -> None:
 
 def _postgres_cpu() -> float:
     """CPU seconds of the machine's PostgreSQL processes (0 when they cannot be read)."""
-    total = 0.0
-    for proc in psutil.process_iter(["name"]):
-        if (proc.info.get("name") or "").startswith("postgres"):
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.Error:
-                pass
-    return total
+    return cpu_seconds(proc for proc in psutil.process_iter(["name"])
+                       if (proc.info.get("name") or "").startswith("postgres"))
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import psutil
 
 
-def tree_cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU seconds used so far by process ``pid`` (default: this one) and all its children."""
+def cpu_seconds(processes: Iterable[psutil.Process]) -> float:
+    """User + system CPU seconds used so far by ``processes`` (those that are gone or unreadable count 0)."""
     total = 0.0
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return total
     for proc in processes:
         try:
             times = proc.cpu_times()
@@ -20,3 +17,12 @@ def tree_cpu_seconds(pid: int | None = None) -> float:
         except psutil.Error:
             pass
     return total
+
+
+def tree_cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (default: this one) and all its children."""
+    try:
+        root = psutil.Process(pid)
+        return cpu_seconds([root, *root.children(recursive=True)])
+    except psutil.Error:
+        return 0.0
