@@ -183,7 +183,7 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
     into the new version as it is (no decode, no encode). The unclear counters
     are not even read first: the scenes are folded into zeros and merged with
     the stored chunk afterwards, only where a scene missed a pixel
-    (:func:`change.merge_unclear`), so a chunk seen clearly costs no state I/O.
+    (:func:`~geo_monitor.fold_kernel.merge_unclear`), so a chunk seen clearly costs no state I/O.
     """
     window = _chunk_window(block_info)
     shape = (window[0].stop - window[0].start, window[1].stop - window[1].start)
@@ -215,7 +215,8 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
         others_changed |= fold_scene(*ten, swir16, scl, inputs.scale[i, :5], inputs.offset[i, :5], fold_baseline,
                                      state, int(day), change.DEFAULT_THRESHOLDS)
     out = zarr.open_group(target, mode="r+")
-    unchanged = {name for name in change.STATE_VARS if name not in change.UNCLEAR_VARS and not others_changed}
+    # the kernel reports whether anything but the unclear counters moved: if not, all of it is as stored
+    unchanged = set() if others_changed else set(change.STATE_VARS) - set(change.UNCLEAR_VARS)
     state.update(merge_unclear(state, len(inputs.days),
                                lambda name: chunk_files.read_previous(old[name], name) if stored_before[name] else None))
     now_stored = np.zeros(len(change.STATE_VARS), bool)
