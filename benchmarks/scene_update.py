@@ -130,11 +130,13 @@ def seed_state(pipeline, request, state_root: Path) -> None:
     import zarr
 
     from geo_monitor.sources import open_source
+    from geo_monitor.grid_alignment import scene_tiling
     from pipelines.mining_change import (APPLIED_DAYS_ATTR, _create_baseline_store, _create_store,
-                                         _record_stored_chunks, write_baseline)
+                                         _record_stored_chunks, read_scene_headers, write_baseline)
 
     scenes = open_source(request.stac_url).search(request.bbox, request.baseline_start, request.end).scenes
-    grid = pipeline._grid(scenes, f"EPSG:{EPSG}", request)
+    tilings = [scene_tiling(read_scene_headers(scene)[1]) for scene in scenes]
+    _, grid, _ = pipeline.grids(scenes, tilings, f"EPSG:{EPSG}", request)  # the grid the pipeline will use
     store = StateStore(state_root, grid_key(grid, request.baseline_start.isoformat(), request.start.isoformat(),
                                             pipeline_method()))
     shape = (grid.height, grid.width)

@@ -38,6 +38,7 @@ from affine import Affine
 from numcodecs import Zstd
 from zarr.codecs import BytesCodec, ZstdCodec
 from pyproj import Transformer
+from shapely.geometry import box as shapely_box
 from shapely.ops import transform as shapely_transform
 
 from geo_monitor import change
@@ -45,6 +46,7 @@ from geo_monitor.alerts import Alert, Context, Legality, Priority, Provenance, S
 from geo_monitor.bands import ALL_BANDS, NATIVE_RESOLUTION_M, REFLECTANCE_BANDS, SCL_BAND
 from geo_monitor.errors import GeoMonitorError, InvalidInputError
 from geo_monitor.fold_kernel import Band20, fold_scene, merge_unclear
+from geo_monitor.grid_alignment import BandLayout, Tiling, dominant_tiling, scene_tiling, snap_to_tiling
 from geo_monitor.loading import load_dn, utm_epsg_for
 from geo_monitor.scenes import Scene, SkippedItem
 from geo_monitor.scoring import REPORT_THRESHOLD, RULES_VERSION, confidence, evidence, rule_score
@@ -397,11 +399,19 @@ def effective_chunk_px(grid: GridSpec, chunk_px: int, min_chunks: int = 4, floor
 
 
 def check_scene_headers(scene: Scene) -> str | None:
-    """Why a scene cannot be used (None if fine), from its assets' headers only (cheap: no pixels).
+    """Why a scene cannot be used (None if fine), from its assets' headers only (cheap: no pixels)."""
+    return read_scene_headers(scene)[0]
+
+
+def read_scene_headers(scene: Scene) -> tuple[str | None, list[BandLayout]]:
+    """Why a scene cannot be used (None if fine), and how its bands are laid out, from headers only.
 
     Catches what search cannot: files that do not open, are not the size the
-    item declares, or whose pixel size does not fit the band.
+    item declares, or whose pixel size does not fit the band. The layouts
+    (where the tiles of each band lie) let the grid's chunks follow the tiles
+    (:mod:`geo_monitor.grid_alignment`).
     """
+    layouts = []
     for band in ALL_BANDS:
         asset = scene.assets[band]
         try:
@@ -409,14 +419,23 @@ def check_scene_headers(scene: Scene) -> str | None:
                 res = abs(ds.transform.a)
                 declared = scene.item_json["assets"][band].get("proj:shape")
                 if declared and list(declared) != [ds.height, ds.width]:
-                    return f"{band}: {ds.height}x{ds.width} pixels, item says {declared[0]}x{declared[1]}"
+                    return f"{band}: {ds.height}x{ds.width} pixels, item says {declared[0]}x{declared[1]}", []
                 if not np.isclose(res, NATIVE_RESOLUTION_M[band], rtol=0.01):
-                    return f"{band}: {res:g} m pixels, expected {NATIVE_RESOLUTION_M[band]} m"
+                    return f"{band}: {res:g} m pixels, expected {NATIVE_RESOLUTION_M[band]} m", []
                 if ds.crs is None:
-                    return f"{band}: no CRS"
+                    return f"{band}: no CRS", []
+                layouts.append(_band_layout(ds))
         except rasterio.errors.RasterioIOError as exc:
-            return f"{band}: cannot open ({_short(exc)})"
-    return None
+            return f"{band}: cannot open ({_short(exc)})", []
+    return None, layouts
+
+
+def _band_layout(ds: rasterio.DatasetReader) -> BandLayout:
+    block_rows, block_cols = ds.block_shapes[0]
+    t = ds.transform
+    square_tiles = block_rows == block_cols and block_rows < max(ds.height, ds.width) and not (t.b or t.d)
+    return BandLayout(epsg=ds.crs.to_epsg(), x0=t.c, y0=t.f, resolution=abs(t.a), width=ds.width,
+                      height=ds.height, block_px=block_rows if square_tiles and t.e < 0 else None)
 
 
 def find_unreadable(scene: Scene) -> str | None:
@@ -461,14 +480,15 @@ class MiningChangePipeline:
         skipped = list(found.skipped)
         epsg = utm_epsg_for((req.bbox[0] + req.bbox[2]) / 2, (req.bbox[1] + req.bbox[3]) / 2)
         self.progress("checking scenes", 0, len(found.scenes))
-        scenes = []
+        scenes, tilings = [], []
         for i, scene in enumerate(found.scenes):
-            reason = check_scene_headers(scene)
+            reason, layouts = read_scene_headers(scene)
             if reason:
                 skipped.append(SkippedItem(scene.id, reason))
                 log.warning("scene skipped", extra={"scene": scene.id, "reason": reason})
             else:
                 scenes.append(scene)
+                tilings.append(scene_tiling(layouts))
             self.progress("checking scenes", i + 1, len(found.scenes))
         baseline_scenes = [s for s in scenes if s.datetime.date() < req.start]
         monitor_scenes = [s for s in scenes if req.start <= s.datetime.date() <= req.end]
@@ -476,8 +496,8 @@ class MiningChangePipeline:
             raise InvalidInputError(f"no usable scenes over {req.bbox} between {req.baseline_start} and {req.end}")
 
         crs = f"EPSG:{epsg}"
-        grid = self._grid(scenes, crs, req)
-        req = replace(req, chunk_px=effective_chunk_px(grid, req.chunk_px))
+        asked, grid, chunk_px = self.grids(scenes, tilings, crs, req)
+        req = replace(req, chunk_px=chunk_px)
         store = StateStore(self.state_root, grid_key(grid, req.baseline_start.isoformat(), req.start.isoformat(),
                                                      METHOD_VERSION))
         info = store.current()
@@ -501,6 +521,8 @@ class MiningChangePipeline:
         shape = (grid.height, grid.width)
         sites = find_sites(self._reader(store, info), shape, transform, grid.resolution,
                            changed=_changed_windows(str(store.version_path(info.version)), shape))
+        # only what touches the grid asked for: the strips added for the tiles are read, not reported
+        sites = [site for site in sites if site.geometry.intersects(shapely_box(*asked.bounds))]
         log.info("sites found", extra={"sites": len(sites), "seconds": round(time.monotonic() - t_sites, 2)})
         monitor_ids = [s for s in monitor_scenes if s.id in set(info.applied_scene_ids)]
         scored = [(site, combined_score(rule_score(site.features), self.model, site.features)) for site in sites]
@@ -520,6 +542,22 @@ class MiningChangePipeline:
         )
 
     # -- grid and state
+
+    def grids(self, scenes: list[Scene], tilings: Sequence[Tiling | None], crs: str, req: DetectionRequest
+              ) -> tuple[GridSpec, GridSpec, int]:
+        """The grid ``req`` asks for, the state's grid and its chunk size.
+
+        The state's grid is the one asked for grown to the scenes' tile corners
+        (``tilings``: one per scene, from :func:`read_scene_headers`), so that no
+        chunk edge cuts a tile and no tile is decoded twice (:mod:`geo_monitor.grid_alignment`).
+        """
+        asked = self._grid(scenes, crs, req)
+        chunk_px = effective_chunk_px(asked, req.chunk_px)
+        grid = snap_to_tiling(asked, dominant_tiling(tilings, asked), chunk_px)
+        if grid != asked:
+            log.info("grid grown to the scenes' tiles", extra={"rows": grid.height - asked.height,
+                                                               "cols": grid.width - asked.width})
+        return asked, grid, chunk_px
 
     def _grid(self, scenes: list[Scene], crs: str, req: DetectionRequest) -> GridSpec:
         """The grid odc-stac lays over ``req.bbox`` in ``crs`` (lazy: nothing is read)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -289,6 +290,50 @@ def test_distributed_cluster_gives_the_same_result(full_run, sample_area: Path, 
     distributed, local = _state_arrays(tmp_path / "state"), _state_arrays(full_run[0])
     for name in local:
         np.testing.assert_array_equal(distributed[name], local[name], err_msg=name)
+
+
+def _retile(catalog_dir: Path, block_px: int) -> None:
+    """Rewrite every COG of a copied catalog with ``block_px`` tiles (same pixels, same georeferencing)."""
+    from rasterio.shutil import copy as raster_copy
+
+    for path in sorted(catalog_dir.rglob("*.tif")):
+        source = path.resolve()
+        path.unlink()
+        raster_copy(source, path, driver="COG", BLOCKSIZE=block_px, COMPRESS="DEFLATE")
+
+
+def test_chunks_follow_the_tiles_without_changing_a_pixel(full_run, sample_area: Path, tmp_path: Path) -> None:
+    """COGs in 128 px tiles and a box starting ~13 px inside them: the state's grid grows north and
+    west to the tiles' corners (so no chunk edge cuts a tile), every pixel ends in the state the
+    whole sample gives it, and the alerts are those of the whole sample that touch the box."""
+    from shapely.geometry import box
+
+    from geo_monitor.grid_alignment import scene_tiling
+    from geo_monitor.sources import open_source
+    from pipelines.mining_change import read_scene_headers
+
+    state, full = full_run
+    catalog = _copy_catalog(sample_area, tmp_path / "cat")
+    _retile(tmp_path / "cat", 128)
+    inset = 0.0012  # degrees, ~13 px
+    w, s, e, n = _request(catalog, sample_area).bbox
+    request = replace(_request(catalog, sample_area), bbox=(w + inset, s + inset, e - inset, n - inset))
+    tiled = _pipeline(tmp_path / "state", sample_area).run(request)
+
+    scene = open_source(str(catalog)).search(request.bbox, request.baseline_start, request.end).scenes[0]
+    lattice = scene_tiling(read_scene_headers(scene)[1])
+    assert lattice.step_m == 2560  # 128 px tiles: 1,280 m at 10 m, 2,560 m at 20 m
+    # the box starts inside the first tile; the grid starts on its corner, which is the sample's
+    assert (tiled.grid.x0, tiled.grid.y0) == (lattice.x0, lattice.y0) == (full.grid.x0, full.grid.y0)
+    assert request.bbox[0] > w and tiled.grid.width < full.grid.width
+    grown, whole = _state_arrays(tmp_path / "state"), _state_arrays(state)
+    for name in change.STATE_VARS:
+        np.testing.assert_array_equal(grown[name], whole[name][:tiled.grid.height, :tiled.grid.width],
+                                      err_msg=name)
+    asked = box(*request.bbox)
+    inside = [a.to_feature() for a in full.alerts if a.geometry.within(asked)]
+    assert inside and all(f in [a.to_feature() for a in tiled.alerts] for f in inside)
+    assert all(a.geometry.intersects(asked) for a in tiled.alerts)
 
 
 def test_cli_detect_then_evaluate(sample_area: Path, tmp_path: Path) -> None:
