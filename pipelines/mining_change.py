@@ -71,6 +71,8 @@ DEFAULT_CHUNK_PX: Final[int] = 1024
 BASELINE_TILE_PX: Final[int] = 512  # = the COG tile side: a smaller window would decode whole tiles for part of them
 #: The baseline's packed int16 copy a scene update reads: (change.FOLD_VARS, y, x).
 FOLD_ARRAY: Final[str] = "fold"
+#: The assets a scene update decodes, in the order of SceneInputs.hrefs (swir22 enters only the baseline).
+UPDATE_BANDS: Final[tuple[str, ...]] = (*REFLECTANCE_BANDS[:5], SCL_BAND)
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ def _fold_block(_template: np.ndarray, *, inputs: SceneInputs, previous: str | N
     transform = Affine(res, 0, x0 + window[1].start * res, 0, -res, y0 - window[0].start * res)
     others_changed = False  # any variable but the unclear counters
     for i, (hrefs, day) in enumerate(zip(inputs.hrefs, inputs.days)):
-        # blue, green, red, nir on the grid; swir16 and SCL at their own 20 m (swir22 is not used here)
+        # UPDATE_BANDS: blue, green, red, nir on the grid; swir16 and SCL at their own 20 m
         ten = [read_window(hrefs[b], inputs.crs, transform, shape) for b in range(4)]
         swir16 = Band20(*read_window_native(hrefs[4], inputs.crs, transform, shape))
         scl = Band20(*read_window_native(hrefs[-1], inputs.crs, transform, shape))
