@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         default=False,
         description="Let anyone read alerts without a key (an open-data deployment); writes still need a role.",
     )
+    alert_index: bool = Field(
+        default=True,
+        description="Answer API pages from an in-memory index of the alerts in each web process "
+        "(~60 MB per 100,000 alerts; see docs/store.md) instead of SQL.",
+    )
     rate_limit: str = Field(
         default="600/minute",
         description="Requests allowed per API key, session user or (anonymous) client address.",
