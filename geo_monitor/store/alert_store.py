@@ -558,8 +558,9 @@ class AlertStore:
         """Bring the index up to date with one read of the rows stamped after its newest."""
         assert self._index is not None
         with self._index.lock:
-            rows, latest = self._raw.new_index_rows(connection, self._index.latest)
-            return self._index.apply(rows, latest)
+            for rows, latest in self._raw.new_index_rows(connection, self._index.latest):
+                self._index.apply(rows, latest)
+            return self._index.snapshot()
 
     def _write_time(self, session: Session) -> datetime:
         """Now, but strictly after every ``updated_at`` already stored.
