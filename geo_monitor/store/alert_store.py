@@ -71,6 +71,8 @@ ALERT_WRITE_LOCK = 0x676D2D616C657274
 UPSERT_CHUNK = 500
 #: Tries at a page from the in-memory index before the SQL path answers it (each refreshes the index first).
 INDEX_ATTEMPTS = 3
+#: What :meth:`AlertStore._index_page` finds for an id the texts' read did not return (no stamp matches it).
+_MISSING = (None, "")
 #: The columns a feature is rendered from (``features.alert_feature``): what :func:`rewrite_features` loads.
 RENDERED_COLUMNS = (
     "id", "geometry", "area_ha", "pond_area_ha", "first_detected", "last_observed", "confirmed_at", "confidence",
@@ -543,11 +545,12 @@ class AlertStore:
                 page = self._refresh_index(connection).page(query)
                 wanted = page.ids[: query.limit]
                 texts = self._raw.feature_texts(connection, wanted)
-            if all(texts.get(i, (None,))[0] == stamp for i, stamp in zip(wanted, page.stamps_us)):
+            found = [texts.get(alert_id, _MISSING) for alert_id in wanted]
+            if [stamp for stamp, _ in found] == page.stamps_us[: len(wanted)]:
                 if not wanted:
                     return FeaturePage(number_matched=page.number_matched)
                 return FeaturePage(
-                    features=[texts[alert_id][1] for alert_id in wanted],
+                    features=[text for _, text in found],
                     number_matched=page.number_matched,
                     last=(from_us(page.stamps_us[len(wanted) - 1]), wanted[-1]),
                     more=len(page.ids) > query.limit,
