@@ -172,13 +172,9 @@ def test_a_page_falls_back_to_sql_when_rows_keep_changing(
 
     monkeypatch.setattr(RawReader, "feature_texts", always_changed)
     page = alert_store.feature_page(AlertQuery())
-    assert len(calls) == alert_store_module_attempts()
+    assert len(calls) == alert_store.INDEX_ATTEMPTS  # then the SQL path answered
     monkeypatch.setattr(RawReader, "feature_texts", read_texts)
     assert page == _sql_page(alert_store, AlertQuery())
-
-
-def alert_store_module_attempts() -> int:
-    return alert_store.INDEX_ATTEMPTS
 
 
 def test_keyset_resumes_inside_one_transactions_alerts(alert_store: AlertStore) -> None:

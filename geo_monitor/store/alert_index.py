@@ -20,11 +20,12 @@ dead and the new one appended, which keeps the arrays sorted. Alerts are
 never deleted by the store (nothing in it issues a DELETE on ``alerts``);
 dead entries are compacted away when they pile up.
 
-Readers never lock: :meth:`AlertIndex.refresh` returns an immutable
+Readers never lock: :meth:`AlertIndex.snapshot` returns an immutable
 :class:`IndexSnapshot` whose arrays later refreshes never change below its
 ``size`` (appends go past it; the live mask is copied before an entry dies;
-compaction builds new arrays). Refreshes are serialised by a lock. This
-module does no I/O: the rows come from ``index_reads`` (raw DB-API).
+compaction builds new arrays). Refreshes (:meth:`AlertIndex.apply`, under
+:attr:`AlertIndex.lock`) are serialised. This module does no I/O: the store
+reads the rows with ``index_reads`` (raw DB-API) and applies them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import threading
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -177,13 +178,6 @@ class IndexSnapshot:
         stamps = self.columns["updated_us"]
         return IndexPage(ids=[self.ids[p] for p in chosen], stamps_us=[int(stamps[p]) for p in chosen],
                          number_matched=int(positions.size))
-
-    def stamp_of(self, alert_id: str) -> int | None:
-        """``updated_at`` (µs) of an alert's live entry, or None (for tests; O(size))."""
-        for position in range(self.size - 1, -1, -1):
-            if self.ids[position] == alert_id and self.live[position]:
-                return int(self.columns["updated_us"][position])
-        return None
 
     # --- filters -------------------------------------------------------------------
 
@@ -400,6 +394,3 @@ def from_us(micros: int) -> datetime:
     """The inverse of :func:`to_us`: an aware UTC datetime."""
     return _EPOCH + timedelta(microseconds=micros)
 
-
-def day_number(value: date) -> int:
-    return value.toordinal()
