@@ -19,7 +19,8 @@ from alert_samples import AGENT, PIPELINE, make_alert
 from api_support import Api, make_api, problem, test_settings
 from geo_monitor.alerts import Confidence, Context, Legality, Priority, Status
 from geo_monitor.store import AlertQuery, AlertStore, FeaturePage
-from geo_monitor.store import alert_index, alert_store
+from geo_monitor.store import alert_index
+from geo_monitor.store.alert_store import INDEX_ATTEMPTS
 from geo_monitor.store.index_reads import RawReader
 from geo_monitor.store.query import feature_page as sql_feature_page
 
@@ -172,7 +173,7 @@ def test_a_page_falls_back_to_sql_when_rows_keep_changing(
 
     monkeypatch.setattr(RawReader, "feature_texts", always_changed)
     page = alert_store.feature_page(AlertQuery())
-    assert len(calls) == alert_store.INDEX_ATTEMPTS  # then the SQL path answered
+    assert len(calls) == INDEX_ATTEMPTS  # then the SQL path answered
     monkeypatch.setattr(RawReader, "feature_texts", read_texts)
     assert page == _sql_page(alert_store, AlertQuery())
 
