@@ -192,6 +192,21 @@ def test_keyset_resumes_inside_one_transactions_alerts(alert_store: AlertStore) 
     assert seen == 10
 
 
+@pytest.mark.parametrize("micros", [0, 1, 499_999, 999_600, 999_999])
+def test_stamps_keep_every_microsecond(store_url: str, micros: int) -> None:
+    """``updated_at`` as µs is exact at any fraction of a second (SQLite's strftime rounds to ms)."""
+    moment = datetime(2026, 11, 29, 12, 0, 59, micros, tzinfo=timezone.utc)
+    store = AlertStore.from_url(store_url, clock=lambda: moment)
+    store.migrate()
+    try:
+        store.upsert_alerts([make_alert("gm-a")], PIPELINE)
+        page = store.feature_page(AlertQuery())
+        assert page.last == (moment, "gm-a")
+        assert page == _sql_page(store, AlertQuery())
+    finally:
+        store.dispose()
+
+
 def test_store_without_index_uses_sql(store_url: str) -> None:
     store = AlertStore.from_url(store_url, alert_index=False)
     store.migrate()

@@ -38,7 +38,10 @@ LOAD_BATCH = 5000
 #: ``updated_at`` as whole µs since 1970 UTC, computed exactly by the database (no float on the way):
 #: SQLite holds SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff" text (naive UTC), PostgreSQL a timestamptz.
 _STAMP_US = {
-    "sqlite": "(CAST(strftime('%s', updated_at) AS INTEGER) * 1000000 + CAST(substr(updated_at, 21) AS INTEGER))",
+    # strftime reads fractions of a second to the millisecond, rounded (.9996 s would carry into the next
+    # second), so the whole seconds are read from the text without its fraction.
+    "sqlite": "(CAST(strftime('%s', substr(updated_at, 1, 19)) AS INTEGER) * 1000000"
+              " + CAST(substr(updated_at, 21) AS INTEGER))",
     # EXTRACT gives an exact numeric since PostgreSQL 14 (a double before: exact to ~0.1 µs in this century).
     "postgresql": "CAST(EXTRACT(EPOCH FROM updated_at) * 1000000 AS BIGINT)",
 }
