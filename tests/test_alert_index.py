@@ -207,6 +207,22 @@ def test_stamps_keep_every_microsecond(store_url: str, micros: int) -> None:
         store.dispose()
 
 
+def test_rows_out_of_order_turn_the_index_off(alert_store: AlertStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stamp going backwards (a conversion bug) must not give wrong pages: the store falls back to SQL."""
+    alert_store.upsert_alerts([make_alert("gm-a")], PIPELINE)
+    alert_store.feature_page(AlertQuery())
+    alert_store.upsert_alerts([make_alert("gm-b", at=(-77.0, -1.0))], PIPELINE)
+    read_rows = RawReader.new_index_rows
+
+    def backwards(self, connection, since):  # type: ignore[no-untyped-def]
+        for rows, latest in read_rows(self, connection, since):
+            yield [replace(row, updated_us=0) for row in rows], latest
+
+    monkeypatch.setattr(RawReader, "new_index_rows", backwards)
+    assert alert_store.feature_page(AlertQuery()) == _sql_page(alert_store, AlertQuery())
+    assert alert_store.index_snapshot() is None  # off for good in this process
+
+
 def test_store_without_index_uses_sql(store_url: str) -> None:
     store = AlertStore.from_url(store_url, alert_index=False)
     store.migrate()

@@ -72,6 +72,10 @@ _INT_COLUMNS = {"updated_us": np.int64, "first_day": np.int32, "province": np.in
                 **{name: np.int8 for name, _, _ in ENUM_COLUMNS}}
 
 
+class IndexOrderError(RuntimeError):
+    """Rows arrived out of polling order: the index's binary searches would give wrong pages."""
+
+
 @dataclass(frozen=True)
 class IndexRow:
     """One alert as the index reads it (``index_reads`` converts the back-end's raw values)."""
@@ -293,6 +297,7 @@ class AlertIndex:
         """
         if not rows:
             return
+        self._check_order(rows)
         live = self._live.copy()  # readers of older snapshots keep theirs
         dead = 0
         needed = self._size + len(rows)
@@ -315,6 +320,13 @@ class AlertIndex:
         self._snapshot = None  # made on the next snapshot(), once for all of a refresh's batches
 
     # --- internals -----------------------------------------------------------------
+
+    def _check_order(self, rows: Sequence[IndexRow]) -> None:
+        """Stamps never go down: searches rely on it, and a conversion bug must not turn into wrong pages."""
+        stamps = np.fromiter((row.updated_us for row in rows), dtype=np.int64, count=len(rows))
+        previous = self._columns["updated_us"][self._size - 1] if self._size else stamps[0]
+        if stamps[0] < previous or (stamps.size > 1 and bool(np.any(np.diff(stamps) < 0))):
+            raise IndexOrderError("alert rows arrived out of (updated_at, id) order")
 
     def _write_rows(self, start: int, rows: Sequence[IndexRow]) -> None:
         end = start + len(rows)

@@ -20,6 +20,7 @@ cannot miss an alert committed later with a smaller timestamp.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.settings import Settings
 from geo_monitor.store import auth, map_points, migrate, outbox
-from geo_monitor.store.alert_index import AlertIndex, IndexSnapshot, from_us
+from geo_monitor.store.alert_index import AlertIndex, IndexOrderError, IndexSnapshot, from_us
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
 from geo_monitor.store.features import feature_text
@@ -64,6 +65,8 @@ from geo_monitor.store.query import (
 )
 from geo_monitor.store.schema import AlertHistoryRow, AlertRow, DetectionRunRow, HistoryKind, RunStatus
 from geo_monitor.types import BBox
+
+log = logging.getLogger(__name__)
 
 #: Key of the PostgreSQL advisory lock that serialises alert writers (any fixed 64-bit number; "gm-alert").
 ALERT_WRITE_LOCK = 0x676D2D616C657274
@@ -240,7 +243,12 @@ class AlertStore:
         under it, in SQL. Both give one consistent snapshot.
         """
         if self._index is not None:
-            page = self._index_page(query)
+            try:
+                page = self._index_page(query)
+            except IndexOrderError:
+                log.exception("the in-memory alert index is out of order; this store answers in SQL from now on")
+                self._index = None
+                page = None
             if page is not None:
                 return page
         with self._read() as session:
