@@ -242,9 +242,10 @@ class AlertStore:
         count; then the texts by id), else, or when the rows keep changing
         under it, in SQL. Both give one consistent snapshot.
         """
-        if self._index is not None:
+        index = self._index  # another thread may switch it off meanwhile
+        if index is not None:
             try:
-                page = self._index_page(query)
+                page = self._index_page(index, query)
             except IndexOrderError:
                 log.exception("the in-memory alert index is out of order; this store answers in SQL from now on")
                 self._index = None
@@ -256,10 +257,11 @@ class AlertStore:
 
     def index_snapshot(self) -> IndexSnapshot | None:
         """The in-memory index brought up to date (None: this store has none)."""
-        if self._index is None:
+        index = self._index
+        if index is None:
             return None
         with self._raw.connection() as connection:
-            return self._refresh_index(connection)
+            return self._refresh_index(index, connection)
 
     def get_stored(self, alert_id: str) -> StoredAlert | None:
         """An alert with its workflow (status, assignee, note) and timestamps."""
@@ -539,7 +541,7 @@ class AlertStore:
                 session.execute(select(func.pg_advisory_xact_lock(ALERT_WRITE_LOCK)))
             yield session
 
-    def _index_page(self, query: AlertQuery) -> FeaturePage | None:
+    def _index_page(self, index: AlertIndex, query: AlertQuery) -> FeaturePage | None:
         """The page from the index, with texts of exactly the versions it decided on; None: gave up.
 
         The texts are read after the index snapshot, so a text's ``updated_at``
@@ -547,10 +549,9 @@ class AlertStore:
         the index is refreshed and the page decided again, so a page never
         mixes two states of the store.
         """
-        assert self._index is not None
         for _ in range(INDEX_ATTEMPTS):
             with self._raw.connection() as connection:
-                page = self._refresh_index(connection).page(query)
+                page = self._refresh_index(index, connection).page(query)
                 wanted = page.ids[: query.limit]
                 texts = self._raw.feature_texts(connection, wanted)
             found = [texts.get(alert_id, _MISSING) for alert_id in wanted]
@@ -565,13 +566,12 @@ class AlertStore:
                 )
         return None
 
-    def _refresh_index(self, connection: Any) -> IndexSnapshot:
+    def _refresh_index(self, index: AlertIndex, connection: Any) -> IndexSnapshot:
         """Bring the index up to date with one read of the rows stamped after its newest."""
-        assert self._index is not None
-        with self._index.lock:
-            for rows, latest in self._raw.new_index_rows(connection, self._index.latest):
-                self._index.apply(rows, latest)
-            return self._index.snapshot()
+        with index.lock:
+            for rows, latest in self._raw.new_index_rows(connection, index.latest):
+                index.apply(rows, latest)
+            return index.snapshot()
 
     def _write_time(self, session: Session) -> datetime:
         """Now, but strictly after every ``updated_at`` already stored.
