@@ -372,6 +372,7 @@ class Settings(BaseSettings):
             "webhook_allowed_hosts": list(self.webhook_allowed_hosts) or "(none: public addresses only)",
             "secret_key": "***" if self.secret_key else "(generated in data_dir)",
             "public_read": self.public_read,
+            "alert_index": self.alert_index,
             "rate_limit": self.rate_limit,
             "rate_limit_storage_uri": _mask_password(self.rate_limit_storage_uri),
             "max_request_bytes": self.max_request_bytes,
