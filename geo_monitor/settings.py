@@ -154,6 +154,11 @@ class Settings(BaseSettings):
         default=False,
         description="Let anyone read alerts without a key (an open-data deployment); writes still need a role.",
     )
+    alert_index: bool = Field(
+        default=True,
+        description="Answer API pages from an in-memory index of the alerts in each web process "
+        "(~100 MB per 100,000 alerts; see docs/store.md) instead of SQL.",
+    )
     rate_limit: str = Field(
         default="600/minute",
         description="Requests allowed per API key, session user or (anonymous) client address.",
@@ -367,6 +372,7 @@ class Settings(BaseSettings):
             "webhook_allowed_hosts": list(self.webhook_allowed_hosts) or "(none: public addresses only)",
             "secret_key": "***" if self.secret_key else "(generated in data_dir)",
             "public_read": self.public_read,
+            "alert_index": self.alert_index,
             "rate_limit": self.rate_limit,
             "rate_limit_storage_uri": _mask_password(self.rate_limit_storage_uri),
             "max_request_bytes": self.max_request_bytes,

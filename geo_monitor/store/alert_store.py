@@ -20,6 +20,7 @@ cannot miss an alert committed later with a smaller timestamp.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -35,9 +36,11 @@ from geo_monitor.alerts import STATUS_TRANSITIONS, Alert, Status
 from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.settings import Settings
 from geo_monitor.store import auth, map_points, migrate, outbox
+from geo_monitor.store.alert_index import AlertIndex, IndexOrderError, IndexSnapshot, from_us
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
 from geo_monitor.store.features import feature_text
+from geo_monitor.store.index_reads import RawReader
 from geo_monitor.store.records import (
     check_alert_id,
     coerce_enum,
@@ -63,10 +66,16 @@ from geo_monitor.store.query import (
 from geo_monitor.store.schema import AlertHistoryRow, AlertRow, DetectionRunRow, HistoryKind, RunStatus
 from geo_monitor.types import BBox
 
+log = logging.getLogger(__name__)
+
 #: Key of the PostgreSQL advisory lock that serialises alert writers (any fixed 64-bit number; "gm-alert").
 ALERT_WRITE_LOCK = 0x676D2D616C657274
 #: Alerts loaded and flushed together in an upsert: bounds memory and SQL parameter counts.
 UPSERT_CHUNK = 500
+#: Tries at a page from the in-memory index before the SQL path answers it (each refreshes the index first).
+INDEX_ATTEMPTS = 3
+#: What :meth:`AlertStore._index_page` finds for an id the texts' read did not return (no stamp matches it).
+_MISSING = (None, "")
 #: The columns a feature is rendered from (``features.alert_feature``): what :func:`rewrite_features` loads.
 RENDERED_COLUMNS = (
     "id", "geometry", "area_ha", "pond_area_ha", "first_detected", "last_observed", "confirmed_at", "confidence",
@@ -112,11 +121,16 @@ def utc_now() -> datetime:
 class AlertStore:
     """Alerts, their history and the detection runs that wrote them, in one SQL database."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self, engine: Engine, *, clock: Callable[[], datetime] = utc_now, alert_index: bool = True
+    ) -> None:
+        """``alert_index``: answer feature pages from an in-memory index (``alert_index``) instead of SQL."""
         self.engine = engine
         self._clock = clock
         self._reading = sessionmaker(engine, expire_on_commit=False)
         self._writing = sessionmaker(writer(engine), expire_on_commit=False)
+        self._raw = RawReader(engine)
+        self._index = AlertIndex() if alert_index else None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> Self:
@@ -126,6 +140,7 @@ class AlertStore:
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> Self:
         """The store the settings name (default: a SQLite file in ``data_dir``)."""
+        kwargs.setdefault("alert_index", settings.alert_index)
         return cls.from_url(settings.resolved_database_url, **kwargs)
 
     def migrate(self) -> None:
@@ -221,9 +236,32 @@ class AlertStore:
             return query_page(session, query)
 
     def feature_page(self, query: AlertQuery) -> FeaturePage:
-        """Like :meth:`query_alerts`, but the page as the stored GeoJSON Feature texts (what the APIs serve)."""
+        """Like :meth:`query_alerts`, but the page as the stored GeoJSON Feature texts (what the APIs serve).
+
+        Answered from the in-memory index when the store has one (ids and
+        count; then the texts by id), else, or when the rows keep changing
+        under it, in SQL. Both give one consistent snapshot.
+        """
+        index = self._index  # another thread may switch it off meanwhile
+        if index is not None:
+            try:
+                page = self._index_page(index, query)
+            except IndexOrderError:
+                log.exception("the in-memory alert index is out of order; this store answers in SQL from now on")
+                self._index = None
+                page = None
+            if page is not None:
+                return page
         with self._read() as session:
             return feature_page(session, query)
+
+    def index_snapshot(self) -> IndexSnapshot | None:
+        """The in-memory index brought up to date (None: this store has none)."""
+        index = self._index
+        if index is None:
+            return None
+        with self._raw.connection() as connection:
+            return self._refresh_index(index, connection)
 
     def get_stored(self, alert_id: str) -> StoredAlert | None:
         """An alert with its workflow (status, assignee, note) and timestamps."""
@@ -356,9 +394,12 @@ class AlertStore:
             return auth.create_api_key(session, name, role, self._clock(), provinces=provinces, expires_at=expires_at)
 
     def verify_api_key(self, key: str) -> Principal | None:
-        """Who holds ``key``; None when it is malformed, unknown, revoked or expired (constant-time)."""
-        with self._read() as session:
-            return auth.verify_api_key(session, key, self._clock())
+        """Who holds ``key``; None when it is malformed, unknown, revoked or expired (constant-time).
+
+        Reads the key's row on every call (one primary-key lookup, no cache):
+        a key revoked by any process stops working on its next request.
+        """
+        return auth.check_api_key(key, self._raw.api_key_record, self._clock())
 
     def revoke_api_key(self, key_id: str) -> None:
         """Revoke a key for good; :class:`ApiKeyNotFoundError` for an unknown id."""
@@ -499,6 +540,38 @@ class AlertStore:
             if serialise and session.get_bind().dialect.name == "postgresql":
                 session.execute(select(func.pg_advisory_xact_lock(ALERT_WRITE_LOCK)))
             yield session
+
+    def _index_page(self, index: AlertIndex, query: AlertQuery) -> FeaturePage | None:
+        """The page from the index, with texts of exactly the versions it decided on; None: gave up.
+
+        The texts are read after the index snapshot, so a text's ``updated_at``
+        differs from the snapshot's only when that alert changed since: then
+        the index is refreshed and the page decided again, so a page never
+        mixes two states of the store.
+        """
+        for _ in range(INDEX_ATTEMPTS):
+            with self._raw.connection() as connection:
+                page = self._refresh_index(index, connection).page(query)
+                wanted = page.ids[: query.limit]
+                texts = self._raw.feature_texts(connection, wanted)
+            found = [texts.get(alert_id, _MISSING) for alert_id in wanted]
+            if [stamp for stamp, _ in found] == page.stamps_us[: len(wanted)]:
+                if not wanted:
+                    return FeaturePage(number_matched=page.number_matched)
+                return FeaturePage(
+                    features=[text for _, text in found],
+                    number_matched=page.number_matched,
+                    last=(from_us(page.stamps_us[len(wanted) - 1]), wanted[-1]),
+                    more=len(page.ids) > query.limit,
+                )
+        return None
+
+    def _refresh_index(self, index: AlertIndex, connection: Any) -> IndexSnapshot:
+        """Bring the index up to date with one read of the rows stamped after its newest."""
+        with index.lock:
+            for rows, latest in self._raw.new_index_rows(connection, index.latest):
+                index.apply(rows, latest)
+            return index.snapshot()
 
     def _write_time(self, session: Session) -> datetime:
         """Now, but strictly after every ``updated_at`` already stored.

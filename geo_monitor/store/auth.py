@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any
@@ -31,11 +32,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geo_monitor.errors import InvalidInputError, NotFoundError
+from geo_monitor.store.index_reads import KeyRecord
 from geo_monitor.store.records import coerce_enum
 from geo_monitor.store.schema import ApiKeyRow, Role, UserRow
 
 __all__ = [
     "ApiKeyNotFoundError",
+    "check_api_key",
     "Principal",
     "Role",
     "create_api_key",
@@ -114,17 +117,28 @@ def create_api_key(
 
 def verify_api_key(session: Session, key: object, now: datetime) -> Principal | None:
     """The principal of ``key``; None when it is malformed, unknown, revoked or expired."""
+    return check_api_key(key, lambda key_id: _key_record(session.get(ApiKeyRow, key_id)), now)
+
+
+def check_api_key(key: object, lookup: Callable[[str], KeyRecord | None], now: datetime) -> Principal | None:
+    """:func:`verify_api_key` with the row read by ``lookup(key_id)`` (the store passes a raw DB-API read)."""
     match = _KEY_PATTERN.match(key) if isinstance(key, str) else None
     if match is None:
         return None
-    row = session.get(ApiKeyRow, match.group(1))
+    row = lookup(match.group(1))
     expected = row.secret_hash if row is not None else _DUMMY_KEY_HASH
     if not hmac.compare_digest(_key_hash(key), expected) or row is None:  # type: ignore[arg-type]
         return None
     if row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
         return None
     provinces = None if row.provinces is None else frozenset(row.provinces)
-    return Principal(kind="api_key", id=row.id, name=row.name, role=row.role, provinces=provinces)
+    return Principal(kind="api_key", id=match.group(1), name=row.name, role=Role(row.role), provinces=provinces)
+
+
+def _key_record(row: ApiKeyRow | None) -> KeyRecord | None:
+    if row is None:
+        return None
+    return KeyRecord(row.secret_hash, row.name, row.role.value, row.provinces, row.expires_at, row.revoked_at)
 
 
 def revoke_api_key(session: Session, key_id: str, now: datetime) -> None:

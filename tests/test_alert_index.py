@@ -1,0 +1,249 @@
+"""The in-memory alert index (``geo_monitor.store.alert_index``) against the SQL path, on both back-ends.
+
+The index answers API pages (ids, ``numberMatched``, keyset and offset
+paging); the SQL path (``query.feature_page``) still answers exports and is
+the fallback. Both must give the same answer for any query on the same
+store, so the property test draws random queries and compares them.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+from shapely.geometry import Polygon, box
+
+from alert_samples import AGENT, PIPELINE, make_alert
+from api_support import Api, make_api, problem, test_settings
+from geo_monitor.alerts import Confidence, Context, Legality, Priority, Status
+from geo_monitor.store import AlertQuery, AlertStore, FeaturePage
+from geo_monitor.store import alert_index
+from geo_monitor.store.alert_store import INDEX_ATTEMPTS
+from geo_monitor.store.index_reads import RawReader
+from geo_monitor.store.query import feature_page as sql_feature_page
+
+PROVINCES = ["Napo", "Zamora Chinchipe", "Azuay", None]
+AREA = (-78.0, -2.0, -77.0, -1.0)  # W, S, E, N: where the random alerts lie
+
+
+def _random_alert(rng: random.Random, number: int):
+    """A site of random shape and size (a jagged polygon, so boxes cross envelopes without touching it)."""
+    lon, lat = rng.uniform(AREA[0], AREA[2]), rng.uniform(AREA[1], AREA[3])
+    size = rng.choice([0.002, 0.01, 0.05])
+    ring = [(lon, lat), (lon + size, lat), (lon + size * 0.1, lat + size * 0.1), (lon, lat + size)]  # a thin "L"
+    geometry = Polygon(ring) if rng.random() < 0.7 else box(lon, lat, lon + size, lat + size)
+    province = rng.choice(PROVINCES)
+    return make_alert(
+        f"gm-{number:016x}",
+        geometry=geometry,
+        first_detected=date(2024, 1, 1) + timedelta(days=rng.randrange(0, 60)),
+        confidence=rng.choice(list(Confidence)),
+        priority=rng.choice(list(Priority)),
+        legality=rng.choice(list(Legality)),
+        context=Context(province=province, protected_area=None, nearest_river=None, river_distance_m=None),
+    )
+
+
+def _fill(store: AlertStore, rng: random.Random, count: int = 160) -> None:
+    alerts = [_random_alert(rng, i) for i in range(count)]
+    for start in range(0, count, 40):  # several transactions: several stamps
+        store.upsert_alerts(alerts[start:start + 40], PIPELINE)
+    for alert in rng.sample(alerts, 30):
+        store.change_status(alert.id, "under_review", AGENT)
+
+
+def _random_query(rng: random.Random, stamps: list[datetime], ids: list[str]) -> AlertQuery:
+    fields: dict = {"limit": rng.choice([1, 5, 20, 100])}
+    if rng.random() < 0.8:
+        west, south = rng.uniform(AREA[0] - 0.1, AREA[2]), rng.uniform(AREA[1] - 0.1, AREA[3])
+        width = rng.choice([0.01, 0.1, 0.3, 0.6, 1.5])
+        fields["bbox"] = (west, south, west + width, south + width * rng.uniform(0.5, 2))
+    if rng.random() < 0.2:
+        fields["first_detected_from"] = date(2024, 1, 1) + timedelta(days=rng.randrange(0, 40))
+    if rng.random() < 0.2:
+        fields["first_detected_to"] = date(2024, 1, 20) + timedelta(days=rng.randrange(0, 40))
+        if fields.get("first_detected_from") and fields["first_detected_from"] > fields["first_detected_to"]:
+            del fields["first_detected_from"]
+    if rng.random() < 0.3:
+        fields["updated_since"] = rng.choice(stamps)
+    for name, enum_cls in (("statuses", Status), ("confidences", Confidence), ("priorities", Priority),
+                           ("legalities", Legality)):
+        if rng.random() < 0.15:
+            fields[name] = rng.sample([m.value for m in enum_cls], rng.randint(0, 2))
+    if rng.random() < 0.2:
+        fields["provinces"] = rng.sample(["Napo", "Azuay", "Zamora Chinchipe", "Pastaza"], rng.randint(0, 2))
+    paging = rng.random()
+    if paging < 0.3:
+        fields["after"] = (rng.choice(stamps), rng.choice(ids))
+    elif paging < 0.5:
+        fields["offset"] = rng.randrange(0, 30)
+    return AlertQuery(**fields)
+
+
+def _sql_page(store: AlertStore, query: AlertQuery) -> FeaturePage:
+    with store._read() as session:  # noqa: SLF001  # the SQL path the index replaces, on the same store
+        return sql_feature_page(session, query)
+
+
+def test_index_answers_as_sql_does_on_random_queries(alert_store: AlertStore) -> None:
+    rng = random.Random(4)
+    _fill(alert_store, rng)
+    stored = [alert_store.get_stored(f"gm-{i:016x}") for i in range(160)]
+    stamps = sorted({s.updated_at for s in stored}) + [datetime(2000, 1, 1, tzinfo=timezone.utc)]
+    ids = [s.alert.id for s in stored]
+    compared = matched_some = 0
+    for _ in range(300):
+        query = _random_query(rng, stamps, ids)
+        expected, got = _sql_page(alert_store, query), alert_store.feature_page(query)
+        assert got == expected, query
+        compared += 1
+        matched_some += expected.number_matched > 0
+    assert compared == 300 and matched_some > 120  # the queries were not all empty
+
+
+def test_index_follows_new_updated_and_reviewed_alerts(alert_store: AlertStore) -> None:
+    first = make_alert("gm-a", at=(-77.5, -1.5))
+    alert_store.upsert_alerts([first, make_alert("gm-b", at=(-77.4, -1.5))], PIPELINE)
+    everything = AlertQuery(limit=100)
+    assert alert_store.feature_page(everything).number_matched == 2
+
+    alert_store.upsert_alerts([make_alert("gm-c", at=(-77.3, -1.5))], PIPELINE)  # new
+    alert_store.upsert_alerts([replace(first, geometry=box(-76.5, -0.5, -76.4, -0.4))], PIPELINE)  # moved
+    alert_store.change_status("gm-b", "under_review", AGENT)  # reviewed
+
+    page = alert_store.feature_page(everything)
+    assert page.number_matched == 3
+    assert [f.split('"id":"')[1].split('"')[0] for f in page.features] == ["gm-c", "gm-a", "gm-b"]
+    assert alert_store.feature_page(AlertQuery(bbox=(-76.6, -0.6, -76.3, -0.3))).number_matched == 1
+    assert alert_store.feature_page(AlertQuery(bbox=(-77.51, -1.51, -77.49, -1.49))).number_matched == 0
+    assert alert_store.feature_page(AlertQuery(statuses=["under_review"])).number_matched == 1
+    snapshot = alert_store.index_snapshot()
+    assert snapshot is not None and snapshot.live_count == 3 and snapshot.size == 5  # two replaced entries
+
+
+def test_index_compacts_replaced_entries(alert_store: AlertStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(alert_index, "COMPACT_MIN", 3)
+    alert = make_alert("gm-a")
+    alert_store.upsert_alerts([alert, make_alert("gm-b", at=(-77.0, -1.0))], PIPELINE)
+    alert_store.feature_page(AlertQuery())
+    for step in range(1, 8):
+        alert_store.upsert_alerts([replace(alert, area_ha=alert.area_ha + step)], PIPELINE)
+        alert_store.feature_page(AlertQuery())
+    snapshot = alert_store.index_snapshot()
+    assert snapshot is not None and snapshot.size < 6 and snapshot.live_count == 2
+    assert alert_store.feature_page(AlertQuery(limit=1)) == _sql_page(alert_store, AlertQuery(limit=1))
+    assert alert_store.feature_page(AlertQuery()) == _sql_page(alert_store, AlertQuery())
+
+
+def test_a_page_never_mixes_two_states(alert_store: AlertStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An alert changing between the index snapshot and the texts' read: the page is decided again."""
+    alert = make_alert("gm-a")
+    alert_store.upsert_alerts([alert, make_alert("gm-b", at=(-77.0, -1.0))], PIPELINE)
+    alert_store.feature_page(AlertQuery())
+    read_texts = RawReader.feature_texts
+    reads = []
+
+    def change_then_read(self, connection, ids):  # type: ignore[no-untyped-def]
+        reads.append(list(ids))
+        if len(reads) == 1:  # another process writes right after this request's snapshot
+            alert_store.upsert_alerts([replace(alert, area_ha=99.0)], PIPELINE)
+        return read_texts(self, connection, ids)
+
+    monkeypatch.setattr(RawReader, "feature_texts", change_then_read)
+    page = alert_store.feature_page(AlertQuery())
+    assert reads == [["gm-a", "gm-b"], ["gm-b", "gm-a"]]  # the second decision saw gm-a's new stamp
+    assert '"area_ha":99.0' in page.features[1]
+    assert page == _sql_page(alert_store, AlertQuery())
+
+
+def test_a_page_falls_back_to_sql_when_rows_keep_changing(
+    alert_store: AlertStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alert = make_alert("gm-a")
+    alert_store.upsert_alerts([alert], PIPELINE)
+    read_texts = RawReader.feature_texts
+    calls = []
+
+    def always_changed(self, connection, ids):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        alert_store.upsert_alerts([replace(alert, area_ha=alert.area_ha + len(calls))], PIPELINE)
+        return read_texts(self, connection, ids)
+
+    monkeypatch.setattr(RawReader, "feature_texts", always_changed)
+    page = alert_store.feature_page(AlertQuery())
+    assert len(calls) == INDEX_ATTEMPTS  # then the SQL path answered
+    monkeypatch.setattr(RawReader, "feature_texts", read_texts)
+    assert page == _sql_page(alert_store, AlertQuery())
+
+
+def test_keyset_resumes_inside_one_transactions_alerts(alert_store: AlertStore) -> None:
+    """Alerts of one upsert share a stamp: ``after`` resumes by id inside it, as SQL does."""
+    alert_store.upsert_alerts([make_alert(f"gm-{i:02d}", at=(-77.5 + i * 0.01, -1.5)) for i in range(10)], PIPELINE)
+    page = alert_store.feature_page(AlertQuery(limit=3))
+    seen = 3
+    while page.more:
+        assert page.next_after is not None
+        query = AlertQuery(limit=3, after=page.next_after)
+        page = alert_store.feature_page(query)
+        assert page == _sql_page(alert_store, query)
+        seen += len(page.features)
+    assert seen == 10
+
+
+@pytest.mark.parametrize("micros", [0, 1, 499_999, 999_600, 999_999])
+def test_stamps_keep_every_microsecond(store_url: str, micros: int) -> None:
+    """``updated_at`` as µs is exact at any fraction of a second (SQLite's strftime rounds to ms)."""
+    moment = datetime(2026, 11, 29, 12, 0, 59, micros, tzinfo=timezone.utc)
+    store = AlertStore.from_url(store_url, clock=lambda: moment)
+    store.migrate()
+    try:
+        store.upsert_alerts([make_alert("gm-a")], PIPELINE)
+        page = store.feature_page(AlertQuery())
+        assert page.last == (moment, "gm-a")
+        assert page == _sql_page(store, AlertQuery())
+    finally:
+        store.dispose()
+
+
+def test_rows_out_of_order_turn_the_index_off(alert_store: AlertStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stamp going backwards (a conversion bug) must not give wrong pages: the store falls back to SQL."""
+    alert_store.upsert_alerts([make_alert("gm-a")], PIPELINE)
+    alert_store.feature_page(AlertQuery())
+    alert_store.upsert_alerts([make_alert("gm-b", at=(-77.0, -1.0))], PIPELINE)
+    read_rows = RawReader.new_index_rows
+
+    def backwards(self, connection, since):  # type: ignore[no-untyped-def]
+        for rows, latest in read_rows(self, connection, since):
+            yield [replace(row, updated_us=0) for row in rows], latest
+
+    monkeypatch.setattr(RawReader, "new_index_rows", backwards)
+    assert alert_store.feature_page(AlertQuery()) == _sql_page(alert_store, AlertQuery())
+    assert alert_store.index_snapshot() is None  # off for good in this process
+
+
+def test_store_without_index_uses_sql(store_url: str) -> None:
+    store = AlertStore.from_url(store_url, alert_index=False)
+    store.migrate()
+    try:
+        store.upsert_alerts([make_alert("gm-a")], PIPELINE)
+        assert store.index_snapshot() is None
+        assert store.feature_page(AlertQuery()).number_matched == 1
+    finally:
+        store.dispose()
+
+
+def test_revoked_key_gets_401_on_the_next_request_from_another_process(store_url: str, tmp_path) -> None:
+    """The web process checks the key's row on every request: no cache outlives a revocation elsewhere."""
+    web_store, admin_store = AlertStore.from_url(store_url), AlertStore.from_url(store_url)
+    web_store.migrate()
+    try:
+        api: Api = make_api(web_store, test_settings(tmp_path))
+        assert api.get("/api/v1/alerts", key="partner").status_code == 200
+        admin_store.revoke_api_key(api.key_ids["partner"])  # another engine: as another process would
+        problem(api.get("/api/v1/alerts", key="partner"), 401)
+        assert api.get("/api/v1/alerts", key="napo").status_code == 200
+    finally:
+        web_store.dispose()
+        admin_store.dispose()
