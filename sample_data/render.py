@@ -62,12 +62,27 @@ def endmember_spectra(day: date) -> np.ndarray:
     return spectra
 
 
+def _mix(cover: np.ndarray, spectra: np.ndarray) -> np.ndarray:
+    """Linear mixture (6, H, W): the sum over covers of fraction × spectrum, added in cover order.
+
+    Not ``einsum(..., optimize=True)``: that hands the sum to BLAS, whose order of
+    additions follows its threads and the arrays' memory alignment, so the same
+    seed could give a different last bit (and DN) from one worker process to
+    another. Element-wise adds in a fixed order give the same bytes everywhere.
+    """
+    dtype = np.result_type(cover, spectra)
+    refl = np.zeros((spectra.shape[1], *cover.shape[1:]), dtype)
+    for fraction, spectrum in zip(cover, spectra.astype(dtype, copy=False)):
+        refl += fraction[None, :, :] * spectrum[:, None, None]
+    return refl
+
+
 def ground_reflectance(scenario: Scenario, day: date) -> np.ndarray:
     """Surface reflectance (6, H, W) float32 of the clear-sky ground on ``day``."""
     cover = scenario.cover_at(day.toordinal())
     spectra = endmember_spectra(day)
     vegetation = cover[list(_VEGETATION)].sum(axis=0)
-    refl = np.einsum("chw,cb->bhw", cover, spectra, optimize=True)
+    refl = _mix(cover, spectra)
     # Canopy texture: crowns and gaps make vegetation speckled, strongest in the
     # visible where gaps are shadowed; soils get a gentler grain.
     canopy, grain = scenario.terrain.canopy, scenario.terrain.texture
