@@ -86,7 +86,7 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 #: Libraries that log routine steps at INFO (pyogrio: one line per layer written).
-_CHATTY_LIBRARIES: tuple[str, ...] = ("pyogrio", "rasterio", "fiona")
+_CHATTY_LIBRARIES: tuple[str, ...] = ("pyogrio", "rasterio", "fiona", "numexpr")  # numexpr: a thread note at import
 
 
 def configure_logging(level: str | int = "INFO", fmt: LogFormat | str = "json") -> logging.Handler:
