@@ -400,11 +400,6 @@ def effective_chunk_px(grid: GridSpec, chunk_px: int, min_chunks: int = 4, floor
 # --------------------------------------------------------------------------- scene checks
 
 
-def check_scene_headers(scene: Scene) -> str | None:
-    """Why a scene cannot be used (None if fine), from its assets' headers only (cheap: no pixels)."""
-    return read_scene_headers(scene)[0]
-
-
 def read_scene_headers(scene: Scene) -> tuple[str | None, list[BandLayout]]:
     """Why a scene cannot be used (None if fine), and how its bands are laid out, from headers only.
 
