@@ -45,11 +45,12 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psutil
@@ -197,7 +198,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_gunicorn(url: str, data_dir: Path, port: int, workers: int, threads: int) -> subprocess.Popen[bytes]:
+def start_gunicorn(url: str, data_dir: Path, port: int, workers: int, threads: int,
+                   worker_class: str = "gthread") -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "GEO_MONITOR_DATABASE_URL": url,
@@ -208,7 +210,7 @@ def start_gunicorn(url: str, data_dir: Path, port: int, workers: int, threads: i
     }
     command = [
         sys.executable, "-m", "gunicorn",
-        "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+        "--worker-class", worker_class, "--workers", str(workers), "--threads", str(threads),
         "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--keep-alive", "30",
         "--log-level", "warning", "--timeout", "60",
         "web.wsgi:app",
@@ -285,7 +287,7 @@ class Connection:
             body = await self.reader.read()
             self.closed = True
         if headers.get("connection", "").lower() == "close":
-            self.closed = True
+            self.close()  # at once, as HTTP clients do: a sync worker waits for our FIN before its next request
         return status, body
 
     async def _chunked(self) -> bytes:
@@ -315,12 +317,18 @@ class LoadResult:
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
 
-async def drive(port: int, keys: list[str], boxes: list[str], warmup_s: float, duration_s: float) -> LoadResult:
-    """Run one client per key until warmup + duration; record what starts after the warmup and ends in time."""
+async def drive(port: int, keys: list[str], boxes: list[str], warmup_s: float, duration_s: float,
+                on_window: Callable[[], None] = lambda: None) -> LoadResult:
+    """Run one client per key until warmup + duration; record what starts after the warmup and ends in time.
+
+    ``on_window`` is called when the measured window opens and when it closes (CPU readings).
+    """
     result = LoadResult()
     loop = asyncio.get_running_loop()
     begin = loop.time()
     measure_from, measure_to = begin + warmup_s, begin + warmup_s + duration_s
+    loop.call_at(measure_from, on_window)
+    loop.call_at(measure_to, on_window)
     counter = iter(range(1 << 62))
 
     async def client(index: int, key: str) -> None:
@@ -397,16 +405,20 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, o
     finally:
         store.dispose()
     port = free_port()
-    server = start_gunicorn(url, args.work / f"data-{backend}", port, args.workers, args.threads)
+    server = start_gunicorn(url, args.work / f"data-{backend}", port, args.workers, args.threads, args.worker_class)
     try:
         wait_ready(port, keys[0], server)
         load_before = os.getloadavg()
         me = psutil.Process()
-        cpu_before = (tree_cpu_seconds(server.pid), sum(me.cpu_times()[:2]), _postgres_cpu(), psutil.cpu_times())
-        wall = time.perf_counter()
-        result = asyncio.run(drive(port, keys, boxes, args.warmup, args.duration))
-        wall = time.perf_counter() - wall
-        cpu_after = (tree_cpu_seconds(server.pid), sum(me.cpu_times()[:2]), _postgres_cpu(), psutil.cpu_times())
+        readings: list[tuple[float, tuple[Any, ...]]] = []  # (time, CPU) as the measured window opens and closes
+
+        def read_cpu() -> None:
+            cpu = (tree_cpu_seconds(server.pid), sum(me.cpu_times()[:2]), _postgres_cpu(), psutil.cpu_times())
+            readings.append((time.perf_counter(), cpu))
+
+        result = asyncio.run(drive(port, keys, boxes, args.warmup, args.duration, read_cpu))
+        (opened, cpu_before), (closed, cpu_after) = readings[0], readings[-1]
+        wall = closed - opened
         load_after = os.getloadavg()
     finally:
         stop(server)
@@ -433,7 +445,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, o
         "checked_pages": result.checked,
         "full_page_share": result.full_pages / result.checked if result.checked else float("nan"),
         "mean_returned": statistics.fmean(result.returned) if result.returned else float("nan"),
-        # CPU over warmup + measurement, in cores (1.0 = one core busy all the time).
+        # CPU over the measured window (not the warm-up, when workers load their index), in cores.
         "server_cores": (cpu_after[0] - cpu_before[0]) / wall,
         "generator_cores": (cpu_after[1] - cpu_before[1]) / wall,
         "postgres_cores": (cpu_after[2] - cpu_before[2]) / wall,
@@ -465,6 +477,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"],
+                        help="gunicorn worker class (sync: one request at a time per process, no keep-alive)")
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-api", help="where filled stores are kept")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--fill-only", action="store_true", help="fill (or check) the stores, measure nothing")

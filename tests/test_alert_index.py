@@ -20,7 +20,6 @@ from api_support import Api, make_api, problem, test_settings
 from geo_monitor.alerts import Confidence, Context, Legality, Priority, Status
 from geo_monitor.store import AlertQuery, AlertStore, FeaturePage
 from geo_monitor.store import alert_index
-from geo_monitor.store.alert_store import INDEX_ATTEMPTS
 from geo_monitor.store.index_reads import RawReader
 from geo_monitor.store.query import feature_page as sql_feature_page
 
@@ -115,7 +114,7 @@ def test_index_follows_new_updated_and_reviewed_alerts(alert_store: AlertStore) 
 
     page = alert_store.feature_page(everything)
     assert page.number_matched == 3
-    assert [f.split('"id":"')[1].split('"')[0] for f in page.features] == ["gm-c", "gm-a", "gm-b"]
+    assert [f.split(b'"id":"')[1].split(b'"')[0] for f in page.features] == [b"gm-c", b"gm-a", b"gm-b"]
     assert alert_store.feature_page(AlertQuery(bbox=(-76.6, -0.6, -76.3, -0.3))).number_matched == 1
     assert alert_store.feature_page(AlertQuery(bbox=(-77.51, -1.51, -77.49, -1.49))).number_matched == 0
     assert alert_store.feature_page(AlertQuery(statuses=["under_review"])).number_matched == 1
@@ -137,45 +136,39 @@ def test_index_compacts_replaced_entries(alert_store: AlertStore, monkeypatch: p
     assert alert_store.feature_page(AlertQuery()) == _sql_page(alert_store, AlertQuery())
 
 
-def test_a_page_never_mixes_two_states(alert_store: AlertStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An alert changing between the index snapshot and the texts' read: the page is decided again."""
+def test_a_write_from_another_process_shows_on_the_next_page(store_url: str, alert_store: AlertStore) -> None:
+    """Texts come from the index: a change committed elsewhere must reach them (text and filters alike)."""
     alert = make_alert("gm-a")
     alert_store.upsert_alerts([alert, make_alert("gm-b", at=(-77.0, -1.0))], PIPELINE)
-    alert_store.feature_page(AlertQuery())
-    read_texts = RawReader.feature_texts
-    reads = []
+    before = alert_store.feature_page(AlertQuery())
+    assert b'"area_ha":99.0' not in b"".join(before.features)
 
-    def change_then_read(self, connection, ids):  # type: ignore[no-untyped-def]
-        reads.append(list(ids))
-        if len(reads) == 1:  # another process writes right after this request's snapshot
-            alert_store.upsert_alerts([replace(alert, area_ha=99.0)], PIPELINE)
-        return read_texts(self, connection, ids)
+    other = AlertStore.from_url(store_url)  # another web or pipeline process, with its own index
+    try:
+        other.upsert_alerts([replace(alert, area_ha=99.0)], PIPELINE)
+        other.change_status("gm-b", "under_review", AGENT)
+    finally:
+        other.dispose()
 
-    monkeypatch.setattr(RawReader, "feature_texts", change_then_read)
     page = alert_store.feature_page(AlertQuery())
-    assert reads == [["gm-a", "gm-b"], ["gm-b", "gm-a"]]  # the second decision saw gm-a's new stamp
-    assert '"area_ha":99.0' in page.features[1]
     assert page == _sql_page(alert_store, AlertQuery())
+    assert b'"area_ha":99.0' in page.features[0] and b'"status":"under_review"' in page.features[1]
+    reviewed = alert_store.feature_page(AlertQuery(statuses=["under_review"]))
+    assert reviewed.number_matched == 1 and b'"id":"gm-b"' in reviewed.features[0]
 
 
-def test_a_page_falls_back_to_sql_when_rows_keep_changing(
-    alert_store: AlertStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_snapshot_keeps_its_texts_while_the_index_moves_on(alert_store: AlertStore) -> None:
+    """A reader holding a snapshot keeps one state of the store, whatever later refreshes bring."""
     alert = make_alert("gm-a")
     alert_store.upsert_alerts([alert], PIPELINE)
-    read_texts = RawReader.feature_texts
-    calls = []
-
-    def always_changed(self, connection, ids):  # type: ignore[no-untyped-def]
-        calls.append(1)
-        alert_store.upsert_alerts([replace(alert, area_ha=alert.area_ha + len(calls))], PIPELINE)
-        return read_texts(self, connection, ids)
-
-    monkeypatch.setattr(RawReader, "feature_texts", always_changed)
-    page = alert_store.feature_page(AlertQuery())
-    assert len(calls) == INDEX_ATTEMPTS  # then the SQL path answered
-    monkeypatch.setattr(RawReader, "feature_texts", read_texts)
-    assert page == _sql_page(alert_store, AlertQuery())
+    held = alert_store.index_snapshot()
+    assert held is not None
+    alert_store.upsert_alerts([replace(alert, area_ha=99.0)], PIPELINE)
+    assert alert_store.index_snapshot() is not held  # refreshed
+    page = held.page(AlertQuery())
+    assert page.ids == ["gm-a"] and b'"area_ha":99.0' not in page.features[0]
+    newer = alert_store.index_snapshot()
+    assert newer is not None and b'"area_ha":99.0' in newer.page(AlertQuery()).features[0]
 
 
 def test_keyset_resumes_inside_one_transactions_alerts(alert_store: AlertStore) -> None:

@@ -83,7 +83,7 @@ def test_a_feature_page_is_the_stored_texts_in_polling_order(alert_store: AlertS
     query = AlertQuery(bbox=(-77.7, -1.1, -77.5, -0.9), limit=4)
     page, objects = alert_store.feature_page(query), alert_store.query_alerts(query)
     assert [json.loads(f)["id"] for f in page.features] == [item.alert.id for item in objects.items]
-    assert page.features == [stored_text(alert_store, item.alert.id) for item in objects.items]
+    assert page.features == [stored_text(alert_store, item.alert.id).encode() for item in objects.items]
     assert (page.number_matched, page.next_after) == (objects.number_matched, objects.next_after) == (7, page.last)
     rest = alert_store.feature_page(replace(query, after=page.next_after))
     assert [json.loads(f)["id"] for f in page.features] == ["gm-00", "gm-01", "gm-02", "gm-04"]

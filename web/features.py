@@ -23,15 +23,15 @@ def history_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: iso(value) if isinstance(value, datetime) else value for key, value in entry.items()}
 
 
-def feature_collection(members: dict[str, Any], features: list[str]) -> bytes:
+def feature_collection(members: dict[str, Any], features: list[bytes]) -> bytes:
     """A FeatureCollection body: ``members`` (numberMatched, links, ...) and stored feature texts, joined.
 
-    The texts are JSON already (``geo_monitor.store.features.feature_text``):
-    they are spliced in as they are, never parsed. ``members`` must not be
-    empty (there is always at least ``type``).
+    The texts are JSON already (``geo_monitor.store.features.feature_text``),
+    UTF-8 encoded: they are spliced in as they are, never parsed or encoded
+    again. ``members`` must not be empty (there is always at least ``type``).
     """
     head = orjson.dumps(members)
-    return head[:-1] + b',"features":[' + ",".join(features).encode() + b"]}"
+    return b"".join((head[:-1], b',"features":[', b",".join(features), b"]}"))
 
 
 def feature_with(text: str, **members: Any) -> bytes:

@@ -1,8 +1,9 @@
 """Rate limits per API key, session user or anonymous address (flask-limiter).
 
-Counters live in process memory by default (one worker) or in Redis when
-``rate_limit_storage_uri`` names it, so several workers share them. A caller
-over the limit gets a 429 problem with ``Retry-After``.
+Counters live in process memory by default (one worker; ``web.rate_storage``,
+which needs no background thread) or in Redis when ``rate_limit_storage_uri``
+names it, so several workers share them. A caller over the limit gets a 429
+problem with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from flask_limiter import Limiter
 
 from geo_monitor.settings import Settings
 from web.auth import rate_limit_key
+from web.rate_storage import SCHEME as IN_PROCESS_SCHEME
 
 #: Login attempts per address: slows password guessing whatever the general limit is.
 LOGIN_LIMIT = "10/minute"
@@ -25,7 +27,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
         key_func=rate_limit_key,
         app=app,
         default_limits=[settings.rate_limit],
-        storage_uri=settings.rate_limit_storage_uri,
+        storage_uri=_storage_uri(settings.rate_limit_storage_uri),
         headers_enabled=True,  # X-RateLimit-* and Retry-After, so clients can pace themselves
         strategy="moving-window",
         key_prefix="geo-monitor",
@@ -43,3 +45,8 @@ def init_rate_limits(app: Flask, settings: Settings) -> Limiter:
         if view is not None:
             app.view_functions[name] = limiter.limit(settings.tile_rate_limit)(view)
     return limiter
+
+
+def _storage_uri(configured: str) -> str:
+    """``memory://`` (the settings' word for "this process") means ``web.rate_storage``'s storage."""
+    return f"{IN_PROCESS_SCHEME}://" if configured.startswith("memory://") else configured

@@ -1,4 +1,4 @@
-"""A per-process, in-memory index of every alert's filter columns, answering API pages without SQL.
+"""A per-process, in-memory index of every alert, answering API pages without SQL.
 
 It owns the columns a bbox page is decided on: the envelope, ``updated_at``
 (µs since the epoch), the id, and the filter fields of ``AlertQuery``
@@ -10,6 +10,19 @@ costs ~2.3 kB (measured on the benchmark's 12-60 vertex polygons: 60 MB
 against 230 MB for 100,000 alerts). Rows are kept in
 polling order ``(updated_at, id)``, so a page is "the first ``limit`` set
 positions of a boolean mask" and a keyset ``after`` is a binary search.
+
+For each alert it also keeps up to :data:`SAMPLE_VERTICES` of its
+vertices: a box that contains one of them intersects the geometry, so most
+edge crossers are settled by one vectorised test over those points and only
+the rest are parsed from WKB (which cost ~15 % of a worker's time on the
+benchmark's pages, ~74 crossers each).
+
+It also holds each alert's stored feature text (``alerts.feature``, read
+with the row), so a page is served from one snapshot with no second read:
+the texts are the versions the page was decided on, by construction. That
+costs the texts' size in memory (~2.2 kB an alert on the benchmark's
+polygons: ~220 MB for 100,000 alerts, per web process) and saves a
+statement per request, the heaviest one (see docs/performance.md).
 
 Freshness is incremental and exact. Writers are serialised and stamp each
 transaction strictly after every stamp already stored, in commit order (see
@@ -68,7 +81,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _ONE_US = timedelta(microseconds=1)
 _CODES = {name: {member.value: code for code, member in enumerate(enum_cls)} for name, enum_cls, _ in ENUM_COLUMNS}
 _FLOAT_COLUMNS = ("minx", "miny", "maxx", "maxy")
+#: Vertices kept per alert for the "a vertex inside the box" test (any subset keeps the test exact).
+SAMPLE_VERTICES = 16
 _INT_COLUMNS = {"updated_us": np.int64, "first_day": np.int32, "province": np.int32,
+                "vertex_start": np.int64, "vertex_count": np.int8,
                 **{name: np.int8 for name, _, _ in ENUM_COLUMNS}}
 
 
@@ -93,14 +109,16 @@ class IndexRow:
     legality: str
     province: str | None
     geometry: bytes  # WKB (exact bbox test)
+    feature: bytes  # the stored GeoJSON Feature text, UTF-8 encoded, as the APIs serve it
 
 
 @dataclass(frozen=True)
 class IndexPage:
-    """A page as positions in a snapshot: ids in polling order, plus one more when more follow."""
+    """A page from one snapshot: ids in polling order, plus one more when more follow."""
 
     ids: list[str]
-    stamps_us: list[int]  # updated_at of each id, as the snapshot holds it (the consistency check)
+    stamps_us: list[int]  # updated_at of each id
+    features: list[bytes]  # the feature text of each id (the last one too, when more follow)
     number_matched: int
 
 
@@ -167,6 +185,8 @@ class IndexSnapshot:
     live: np.ndarray  # bool[size]: False for entries replaced by a newer version
     ids: list[str]  # shared, append-only: only ``ids[:size]`` belongs to this snapshot
     geometries: np.ndarray  # object[size] of WKB bytes
+    features: np.ndarray  # object[size] of feature texts (UTF-8 bytes: a page is joined without encoding)
+    vertices: np.ndarray  # float64 (n, 2): sample vertices, entry i's at vertex_start[i] (vertex_count[i] rows)
     province_codes: dict[str, int]  # shared, append-only; codes >= size of the table are newer
     live_count: int
     cell_order: CellOrder
@@ -181,7 +201,7 @@ class IndexSnapshot:
         chosen = positions[start:start + query.limit + 1].tolist()
         stamps = self.columns["updated_us"]
         return IndexPage(ids=[self.ids[p] for p in chosen], stamps_us=[int(stamps[p]) for p in chosen],
-                         number_matched=int(positions.size))
+                         features=[self.features[p] for p in chosen], number_matched=int(positions.size))
 
     # --- filters -------------------------------------------------------------------
 
@@ -214,12 +234,32 @@ class IndexSnapshot:
         positions, minx, maxx, miny, maxy = positions[order], minx[order], maxx[order], miny[order], maxy[order]
         # An envelope inside the box means a (non-empty) geometry inside it: only edge crossers need GEOS.
         inside = (minx >= west) & (maxx <= east) & (miny >= south) & (maxy <= north)
-        crossers = positions[~inside]
-        if crossers.size:
-            box = shapely.box(west, south, east, north)
-            shapely.prepare(box)
-            inside[~inside] = shapely.intersects(box, shapely.from_wkb(self.geometries[crossers]))
+        crossing = np.flatnonzero(~inside)
+        if crossing.size:
+            # A sample vertex in the (closed) box means the geometry intersects it; GEOS for the others.
+            crossers = positions[crossing]
+            vertex_hit = self._any_vertex_in(crossers, bbox)
+            inside[crossing[vertex_hit]] = True
+            undecided = crossing[~vertex_hit]
+            if undecided.size:
+                box = shapely.box(west, south, east, north)
+                shapely.prepare(box)
+                inside[undecided] = shapely.intersects(box, shapely.from_wkb(self.geometries[positions[undecided]]))
         return positions[inside]
+
+    def _any_vertex_in(self, positions: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
+        """For each position, whether one of its sample vertices lies in the closed box."""
+        west, south, east, north = bbox
+        counts = self.columns["vertex_count"][positions].astype(np.int64)
+        firsts = np.cumsum(counts) - counts  # where each position's run starts in the gathered points
+        rows = np.repeat(self.columns["vertex_start"][positions] - firsts, counts) + np.arange(int(counts.sum()))
+        x, y = self.vertices[rows, 0], self.vertices[rows, 1]
+        hit = (x >= west) & (x <= east) & (y >= south) & (y <= north)
+        found = np.zeros(positions.size, dtype=bool)
+        sampled = counts > 0  # reduceat needs non-empty runs (a geometry with an envelope has vertices)
+        if hit.size:
+            found[sampled] = np.logical_or.reduceat(hit, firsts[sampled])
+        return found
 
     def _tests(self, query: AlertQuery) -> list[Any]:
         """Vectorised tests, one per filter other than bbox and updated_since, over candidate positions."""
@@ -264,6 +304,9 @@ class AlertIndex:
         self._capacity = 0
         self._columns: dict[str, np.ndarray] = {}
         self._geometries = np.empty(0, dtype=object)
+        self._features = np.empty(0, dtype=object)
+        self._vertices = np.zeros((0, 2))
+        self._vertex_size = 0
         self._live = np.zeros(0, dtype=bool)
         self._ids: list[str] = []
         self._positions: dict[str, int] = {}
@@ -340,6 +383,26 @@ class AlertIndex:
             c[name][start:end] = [codes[getattr(row, name)] for row in rows]
         c["province"][start:end] = [self._province_code(row.province) for row in rows]
         self._geometries[start:end] = [row.geometry for row in rows]
+        self._features[start:end] = [row.feature for row in rows]
+        self._append_vertices(start, [row.geometry for row in rows])
+
+    def _append_vertices(self, start: int, wkbs: list[bytes]) -> None:
+        """Sample up to SAMPLE_VERTICES vertices of each geometry, evenly along its coordinates."""
+        coords, owner = shapely.get_coordinates(shapely.from_wkb(wkbs), return_index=True)
+        counts = np.bincount(owner, minlength=len(wkbs))
+        kept = np.minimum(counts, SAMPLE_VERTICES)
+        step = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)  # 0..kept-1 per geometry
+        sample = coords[np.repeat(np.cumsum(counts) - counts, kept) + step * np.repeat(counts, kept) // np.repeat(
+            np.maximum(kept, 1), kept)]
+        end = self._vertex_size + len(sample)
+        if end > len(self._vertices):
+            grown = np.zeros((max(end, 2 * len(self._vertices), 1024), 2))
+            grown[: self._vertex_size] = self._vertices[: self._vertex_size]
+            self._vertices = grown  # older snapshots keep the old buffer
+        self._vertices[self._vertex_size:end] = sample
+        self._columns["vertex_start"][start:start + len(wkbs)] = self._vertex_size + np.cumsum(kept) - kept
+        self._columns["vertex_count"][start:start + len(wkbs)] = kept
+        self._vertex_size = end
 
     def _province_code(self, province: str | None) -> int:
         if province is None:
@@ -355,11 +418,13 @@ class AlertIndex:
         columns.update({name: np.zeros(capacity, dtype=dtype) for name, dtype in _INT_COLUMNS.items()})
         for name, column in self._columns.items():
             columns[name][: self._size] = column[: self._size]
-        geometries = np.empty(capacity, dtype=object)
+        geometries, features = np.empty(capacity, dtype=object), np.empty(capacity, dtype=object)
         geometries[: self._size] = self._geometries[: self._size]
+        features[: self._size] = self._features[: self._size]
         live = np.zeros(capacity, dtype=bool)
         live[: self._size] = self._live[: self._size]
-        self._columns, self._geometries, self._live, self._capacity = columns, geometries, live, capacity
+        self._columns, self._geometries, self._features = columns, geometries, features
+        self._live, self._capacity = live, capacity
 
     def _compact(self) -> None:
         """Drop dead entries into new buffers: positions change, so the id map is rebuilt too."""
@@ -369,13 +434,20 @@ class AlertIndex:
         for name, column in self._columns.items():
             columns[name] = np.zeros(capacity, dtype=column.dtype)
             columns[name][: keep.size] = column[keep]
-        geometries = np.empty(capacity, dtype=object)
+        geometries, features = np.empty(capacity, dtype=object), np.empty(capacity, dtype=object)
         geometries[: keep.size] = self._geometries[keep]
+        features[: keep.size] = self._features[keep]
         live = np.zeros(capacity, dtype=bool)
         live[: keep.size] = True
         self._ids = [self._ids[p] for p in keep.tolist()]  # a new list: old snapshots keep theirs
         self._positions = {alert_id: position for position, alert_id in enumerate(self._ids)}
-        self._columns, self._geometries, self._live = columns, geometries, live
+        counts = columns["vertex_count"][: keep.size].astype(np.int64)
+        firsts = np.cumsum(counts) - counts
+        rows = np.repeat(columns["vertex_start"][: keep.size] - firsts, counts) + np.arange(int(counts.sum()))
+        self._vertices = np.concatenate([self._vertices[rows], np.zeros((len(rows), 2))])  # room to append
+        self._vertex_size = len(rows)
+        columns["vertex_start"][: keep.size] = firsts
+        self._columns, self._geometries, self._features, self._live = columns, geometries, features, live
         self._size, self._capacity = int(keep.size), capacity
         self._cell_order = None  # positions changed
 
@@ -391,6 +463,8 @@ class AlertIndex:
             live=live,
             ids=self._ids,
             geometries=self._geometries[:size],
+            features=self._features[:size],
+            vertices=self._vertices[: self._vertex_size],
             province_codes=self._province_codes,
             live_count=int(live.sum()),
             cell_order=order,

@@ -72,10 +72,6 @@ log = logging.getLogger(__name__)
 ALERT_WRITE_LOCK = 0x676D2D616C657274
 #: Alerts loaded and flushed together in an upsert: bounds memory and SQL parameter counts.
 UPSERT_CHUNK = 500
-#: Tries at a page from the in-memory index before the SQL path answers it (each refreshes the index first).
-INDEX_ATTEMPTS = 3
-#: What :meth:`AlertStore._index_page` finds for an id the texts' read did not return (no stamp matches it).
-_MISSING = (None, "")
 #: The columns a feature is rendered from (``features.alert_feature``): what :func:`rewrite_features` loads.
 RENDERED_COLUMNS = (
     "id", "geometry", "area_ha", "pond_area_ha", "first_detected", "last_observed", "confirmed_at", "confidence",
@@ -238,20 +234,17 @@ class AlertStore:
     def feature_page(self, query: AlertQuery) -> FeaturePage:
         """Like :meth:`query_alerts`, but the page as the stored GeoJSON Feature texts (what the APIs serve).
 
-        Answered from the in-memory index when the store has one (ids and
-        count; then the texts by id), else, or when the rows keep changing
-        under it, in SQL. Both give one consistent snapshot.
+        Answered from the in-memory index when the store has one (brought up
+        to date first, so it holds every commit made before the request),
+        else in SQL. Both give one consistent snapshot.
         """
         index = self._index  # another thread may switch it off meanwhile
         if index is not None:
             try:
-                page = self._index_page(index, query)
+                return self._index_page(index, query)
             except IndexOrderError:
                 log.exception("the in-memory alert index is out of order; this store answers in SQL from now on")
                 self._index = None
-                page = None
-            if page is not None:
-                return page
         with self._read() as session:
             return feature_page(session, query)
 
@@ -541,30 +534,19 @@ class AlertStore:
                 session.execute(select(func.pg_advisory_xact_lock(ALERT_WRITE_LOCK)))
             yield session
 
-    def _index_page(self, index: AlertIndex, query: AlertQuery) -> FeaturePage | None:
-        """The page from the index, with texts of exactly the versions it decided on; None: gave up.
-
-        The texts are read after the index snapshot, so a text's ``updated_at``
-        differs from the snapshot's only when that alert changed since: then
-        the index is refreshed and the page decided again, so a page never
-        mixes two states of the store.
-        """
-        for _ in range(INDEX_ATTEMPTS):
-            with self._raw.connection() as connection:
-                page = self._refresh_index(index, connection).page(query)
-                wanted = page.ids[: query.limit]
-                texts = self._raw.feature_texts(connection, wanted)
-            found = [texts.get(alert_id, _MISSING) for alert_id in wanted]
-            if [stamp for stamp, _ in found] == page.stamps_us[: len(wanted)]:
-                if not wanted:
-                    return FeaturePage(number_matched=page.number_matched)
-                return FeaturePage(
-                    features=[text for _, text in found],
-                    number_matched=page.number_matched,
-                    last=(from_us(page.stamps_us[len(wanted) - 1]), wanted[-1]),
-                    more=len(page.ids) > query.limit,
-                )
-        return None
+    def _index_page(self, index: AlertIndex, query: AlertQuery) -> FeaturePage:
+        """The page from the index, refreshed first: ids, count and texts all from one snapshot."""
+        with self._raw.connection() as connection:
+            page = self._refresh_index(index, connection).page(query)
+        shown = min(len(page.ids), query.limit)
+        if not shown:
+            return FeaturePage(number_matched=page.number_matched)
+        return FeaturePage(
+            features=page.features[:shown],
+            number_matched=page.number_matched,
+            last=(from_us(page.stamps_us[shown - 1]), page.ids[shown - 1]),
+            more=len(page.ids) > query.limit,
+        )
 
     def _refresh_index(self, index: AlertIndex, connection: Any) -> IndexSnapshot:
         """Bring the index up to date with one read of the rows stamped after its newest."""

@@ -1,14 +1,13 @@
 """Thin reads on the API's hot path: raw DB-API statements through the store engine's own pool.
 
-Three reads run on every partner API request, so each is one plain
+Two reads run on every partner API request, so each is one plain
 statement on a pooled driver connection, with no ORM session, no compiled
 SQLAlchemy statement and no result-processing layers (~20-50 µs each on
 SQLite instead of the ~1 ms a session costs):
 
 - :func:`new_index_rows`: alerts stamped after the newest ``updated_at`` the
-  in-memory index holds (``alert_index``), in polling order;
-- :func:`feature_texts`: a page's stored feature texts with their ``updated_at``
-  (the index checks them against its snapshot);
+  in-memory index holds (``alert_index``), with their feature texts, in
+  polling order (on most requests: none);
 - :func:`api_key_record`: one API key's row by primary key (no cache, so a
   revocation from any process counts on the very next request).
 
@@ -22,7 +21,7 @@ and nothing is left open when it goes back to the pool.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -92,27 +91,12 @@ class RawReader:
         geometry = "ST_AsBinary(geometry)" if self._postgres else "geometry"
         where = "" if since is None else f" WHERE updated_at > {self._mark}"
         sql = (f"SELECT id, {self._stamp}, minx, miny, maxx, maxy, first_detected, status, confidence, priority, "
-               f"legality, province, {geometry}, updated_at FROM alerts{where} ORDER BY updated_at, id")
+               f"legality, province, {geometry}, updated_at, feature FROM alerts{where} ORDER BY updated_at, id")
         cursor = connection.cursor()
         try:
             cursor.execute(sql, () if since is None else (since,))
             while rows := cursor.fetchmany(LOAD_BATCH):
                 yield self._index_rows(rows), rows[-1][13]
-        finally:
-            cursor.close()
-
-    def feature_texts(self, connection: Any, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
-        """``id -> (updated_at in µs, stored feature text)`` for the alerts in ``ids`` that exist."""
-        if not ids:
-            return {}
-        if self._postgres:
-            where, params = "id = ANY(%s)", (list(ids),)
-        else:
-            where, params = f"id IN ({','.join('?' * len(ids))})", ids
-        cursor = connection.cursor()
-        try:
-            cursor.execute(f"SELECT id, {self._stamp}, feature FROM alerts WHERE {where}", params)
-            return {alert_id: (stamp, text) for alert_id, stamp, text in cursor.fetchall()}
         finally:
             cursor.close()
 
@@ -144,9 +128,9 @@ class RawReader:
             geometries = shapely.to_wkb(shapely.from_geojson([row[12] for row in rows])).tolist()
         return [
             IndexRow(alert_id, stamp, minx, miny, maxx, maxy, _day(first), status, confidence,
-                     priority, legality, province, geometry)
+                     priority, legality, province, geometry, feature.encode())
             for (alert_id, stamp, minx, miny, maxx, maxy, first, status, confidence, priority, legality, province,
-                 *_), geometry in zip(rows, geometries)
+                 _, _, feature), geometry in zip(rows, geometries)
         ]
 
     @staticmethod

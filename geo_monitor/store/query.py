@@ -141,7 +141,7 @@ class AlertPage:
 class FeaturePage:
     """One page of a query's matches as the stored GeoJSON Feature texts: what the APIs serve."""
 
-    features: list[str] = field(default_factory=list)  # in (updated_at, id) order
+    features: list[bytes] = field(default_factory=list)  # UTF-8, in (updated_at, id) order: spliced into bodies
     number_matched: int = 0  # as AlertPage
     last: tuple[datetime, str] | None = None  # keyset of the last feature (None: empty page)
     more: bool = False  # whether matches follow this page
@@ -207,14 +207,14 @@ _ALERTS = AlertRow.__table__
 
 
 def feature_page(session: Session, query: AlertQuery) -> FeaturePage:
-    """The page of :func:`query_page`, as stored feature texts read with one plain SELECT by id."""
+    """The page of :func:`query_page`, as stored feature texts (UTF-8) read with one plain SELECT by id."""
     ids, matched = _page_ids(session, query)
     wanted = ids[: query.limit]
     if not wanted:
         return FeaturePage(number_matched=matched)
     stmt = select(_ALERTS.c.id, _ALERTS.c.updated_at, _ALERTS.c.feature).where(_ALERTS.c.id.in_(wanted))
     found = {alert_id: (updated_at, text_) for alert_id, updated_at, text_ in session.connection().execute(stmt)}
-    features = [found[alert_id][1] for alert_id in wanted]
+    features = [found[alert_id][1].encode() for alert_id in wanted]
     last = (found[wanted[-1]][0], wanted[-1])
     return FeaturePage(features=features, number_matched=matched, last=last, more=len(ids) > query.limit)
 
