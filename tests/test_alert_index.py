@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 from shapely.geometry import Polygon, box
+from sqlalchemy import text
 
 from alert_samples import AGENT, PIPELINE, make_alert
 from api_support import Api, make_api, problem, test_settings
@@ -240,3 +241,18 @@ def test_revoked_key_gets_401_on_the_next_request_from_another_process(store_url
     finally:
         web_store.dispose()
         admin_store.dispose()
+
+
+def test_pages_survive_the_server_closing_the_hot_path_connection(alert_store: AlertStore, store_backend: str) -> None:
+    """The hot-path pool does not ping before use: a connection PostgreSQL closed is replaced on the spot."""
+    if store_backend != "postgis":
+        pytest.skip("only a database server closes connections")
+    alert_store.upsert_alerts([make_alert("gm-a")], PIPELINE)
+    assert alert_store.feature_page(AlertQuery()).number_matched == 1
+    reader = alert_store._raw  # noqa: SLF001  # the pooled connection the next request will get
+    pid = reader.read(lambda connection: connection.info.backend_pid)
+    with alert_store.engine.begin() as connection:  # the store's own pool: another connection
+        assert connection.scalar(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    alert_store.upsert_alerts([make_alert("gm-b", at=(-77.0, -1.0))], PIPELINE)
+    assert alert_store.feature_page(AlertQuery()).number_matched == 2  # read again on a new connection
+    assert reader.read(lambda connection: connection.info.backend_pid) != pid

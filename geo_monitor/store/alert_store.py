@@ -154,6 +154,7 @@ class AlertStore:
 
     def dispose(self) -> None:
         """Close pooled connections (end of a process or a test)."""
+        self._raw.dispose()
         self.engine.dispose()
 
     def __enter__(self) -> Self:
@@ -253,8 +254,7 @@ class AlertStore:
         index = self._index
         if index is None:
             return None
-        with self._raw.connection() as connection:
-            return self._refresh_index(index, connection)
+        return self._refresh_index(index)
 
     def get_stored(self, alert_id: str) -> StoredAlert | None:
         """An alert with its workflow (status, assignee, note) and timestamps."""
@@ -536,8 +536,7 @@ class AlertStore:
 
     def _index_page(self, index: AlertIndex, query: AlertQuery) -> FeaturePage:
         """The page from the index, refreshed first: ids, count and texts all from one snapshot."""
-        with self._raw.connection() as connection:
-            page = self._refresh_index(index, connection).page(query)
+        page = self._refresh_index(index).page(query)
         shown = min(len(page.ids), query.limit)
         if not shown:
             return FeaturePage(number_matched=page.number_matched)
@@ -548,12 +547,16 @@ class AlertStore:
             more=len(page.ids) > query.limit,
         )
 
-    def _refresh_index(self, index: AlertIndex, connection: Any) -> IndexSnapshot:
+    def _refresh_index(self, index: AlertIndex) -> IndexSnapshot:
         """Bring the index up to date with one read of the rows stamped after its newest."""
-        with index.lock:
-            for rows, latest in self._raw.new_index_rows(connection, index.latest):
-                index.apply(rows, latest)
-            return index.snapshot()
+
+        def refresh(connection: Any) -> IndexSnapshot:
+            with index.lock:  # a retry on a new connection goes on from the batches already applied
+                for rows, latest in self._raw.new_index_rows(connection, index.latest):
+                    index.apply(rows, latest)
+                return index.snapshot()
+
+        return self._raw.read(refresh)
 
     def _write_time(self, session: Session) -> datetime:
         """Now, but strictly after every ``updated_at`` already stored.

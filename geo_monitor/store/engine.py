@@ -48,15 +48,20 @@ SQLITE_INTERSECTS = "gm_intersects_bbox"
 SQLITE_BEGIN = "geo_monitor_sqlite_begin"
 
 
-def make_engine(url: str | URL, **engine_options: Any) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout, foreign keys and explicit BEGINs."""
+def make_engine(url: str | URL, *, pre_ping: bool = True, **engine_options: Any) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, a busy timeout, foreign keys and explicit BEGINs.
+
+    ``pre_ping``: a server database's pooled connection is tested (a round
+    trip) before each use; the partner API's hot path turns it off and
+    retries on a dead connection instead (``index_reads.RawReader``).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
-        engine = create_engine(parsed, pool_pre_ping=True, **engine_options)
+        engine = create_engine(parsed, pool_pre_ping=pre_ping, **engine_options)
         event.listen(engine, "connect", _tune_postgresql_connection)
         return engine
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(parsed, pool_pre_ping=True, **engine_options)
+        return create_engine(parsed, pool_pre_ping=pre_ping, **engine_options)
     _ensure_parent_dir(parsed)
     engine = create_engine(parsed, **engine_options)
     event.listen(engine, "connect", _tune_sqlite_connection)

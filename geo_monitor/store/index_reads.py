@@ -16,21 +16,31 @@ ISO text by SQLAlchemy; geometry as GeoJSON text) and PostgreSQL through
 psycopg (``%s``; native timestamps; geometry read as WKB). The connection is
 used in autocommit mode, so each statement reads the latest committed state
 and nothing is left open when it goes back to the pool.
+
+On PostgreSQL these reads have a pool of their own, without the store
+engine's pre-ping: a ping is a round trip before every statement, and here
+there are two statements per request. A connection the server has closed
+(restart, idle timeout) is found by the read itself, replaced, and the read
+tried once more.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import shapely
 from sqlalchemy import Engine
 
 from geo_monitor.store.alert_index import IndexRow
+from geo_monitor.store.engine import make_engine
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Rows converted per fetch while loading the index (bounds the memory of a first load).
 LOAD_BATCH = 5000
@@ -59,27 +69,39 @@ class KeyRecord:
 
 
 class RawReader:
-    """Plain statements on one back-end ("sqlite" or "postgresql"), on connections of ``engine``'s pool."""
+    """Plain statements on one back-end ("sqlite" or "postgresql"), on the store's database."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
         self._postgres = engine.dialect.name == "postgresql"
+        # SQLite: the store's own pool (no ping there). PostgreSQL: a pool of this reader's, in autocommit.
+        self._engine = make_engine(engine.url, pre_ping=False) if self._postgres else engine
         self._mark = "%s" if self._postgres else "?"
         self._stamp = _STAMP_US["postgresql" if self._postgres else "sqlite"]
 
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        """A pooled driver connection in autocommit mode (every statement sees the latest commits)."""
-        proxy = self._engine.raw_connection()
-        driver = proxy.driver_connection
-        try:
-            if self._postgres:
-                driver.autocommit = True  # no transaction to end: returning it to the pool costs nothing
-            yield driver
-        finally:
-            if self._postgres:
-                driver.autocommit = False  # as SQLAlchemy left it
-            proxy.close()
+    def dispose(self) -> None:
+        """Close this reader's own pooled connections (PostgreSQL; SQLite shares the store's pool)."""
+        if self._postgres:
+            self._engine.dispose()
+
+    def read(self, work: Callable[[Any], T]) -> T:
+        """``work(driver connection)`` on a pooled connection in autocommit mode (each statement sees the
+        latest commits); once more on a fresh connection when the pooled one turns out dead."""
+        dialect = self._engine.dialect
+        for attempt in (1, 2):
+            proxy = self._engine.raw_connection()
+            driver = proxy.driver_connection
+            try:
+                if self._postgres:
+                    driver.autocommit = True  # this pool's connections serve only these reads
+                return work(driver)
+            except dialect.loaded_dbapi.Error as exc:
+                if attempt == 2 or not dialect.is_disconnect(exc, driver, None):
+                    raise
+                log.warning("hot-path database connection was closed by the server; retrying on a new one")
+                proxy.invalidate()
+            finally:
+                proxy.close()
+        raise AssertionError("unreachable")  # the loop returns or raises
 
     def new_index_rows(self, connection: Any, since: Any) -> Iterator[tuple[list[IndexRow], Any]]:
         """Alerts with ``updated_at`` after ``since`` (None: all), in polling order, a batch at a time.
@@ -104,13 +126,16 @@ class RawReader:
         """One API key's row by its id (primary key), or None."""
         sql = ("SELECT secret_hash, name, role, provinces, expires_at, revoked_at FROM api_keys "
                f"WHERE id = {self._mark}")
-        with self.connection() as connection:
+
+        def fetch(connection: Any) -> Any:
             cursor = connection.cursor()
             try:
                 cursor.execute(sql, (key_id,))
-                row = cursor.fetchone()
+                return cursor.fetchone()
             finally:
                 cursor.close()
+
+        row = self.read(fetch)
         if row is None:
             return None
         secret_hash, name, role, provinces, expires_at, revoked_at = row
