@@ -198,10 +198,10 @@ class IndexSnapshot:
         if query.after is not None:
             start = int(np.searchsorted(positions, self._position_after(query.after)))
         start += query.offset or 0
-        chosen = positions[start:start + query.limit + 1].tolist()
-        stamps = self.columns["updated_us"]
-        return IndexPage(ids=[self.ids[p] for p in chosen], stamps_us=[int(stamps[p]) for p in chosen],
-                         features=[self.features[p] for p in chosen], number_matched=int(positions.size))
+        chosen = positions[start:start + query.limit + 1]
+        return IndexPage(ids=[self.ids[p] for p in chosen.tolist()],
+                         stamps_us=self.columns["updated_us"][chosen].tolist(),
+                         features=self.features[chosen].tolist(), number_matched=int(positions.size))
 
     # --- filters -------------------------------------------------------------------
 
