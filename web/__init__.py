@@ -27,6 +27,8 @@ SECURITY_HEADERS: dict[str, str] = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
 }
+#: What every response gets unless its route set the header itself.
+DEFAULT_HEADERS: tuple[tuple[str, str], ...] = (*SECURITY_HEADERS.items(), ("Cache-Control", "private, no-cache"))
 SESSION_LIFETIME = timedelta(hours=12)
 
 
@@ -89,9 +91,9 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        response.headers.setdefault("Cache-Control", "private, no-cache")
+        # One pass over the headers already set (each setdefault would scan them all again).
+        present = {name.lower() for name in response.headers.keys()}
+        response.headers.extend([(name, value) for name, value in DEFAULT_HEADERS if name.lower() not in present])
         return response
 
     return app

@@ -55,15 +55,16 @@ def list_alerts() -> Response:
     query = restrict(list_query(args, ctx.secret_key), current_principal())
     page = alert_page(query)
     resume = page.last if page.last is not None else query.after
+    # Keep this and send it as `cursor` next time: only alerts changed after it come back.
+    cursor = None if resume is None else encode_cursor(resume, ctx.secret_key)
     links = [link(url_with(args), "self", GEOJSON)]
-    if page.next_after is not None:
-        links.append(link(url_with(args, cursor=encode_cursor(page.next_after, ctx.secret_key)), "next", GEOJSON))
+    if page.next_after is not None and cursor is not None:  # more follow: after this page's last alert
+        links.append(link(url_with(args, cursor=cursor), "next", GEOJSON))
     members = {
         "type": "FeatureCollection",
         "numberMatched": page.number_matched,
         "numberReturned": len(page.features),
-        # Keep this and send it as `cursor` next time: only alerts changed after it come back.
-        "cursor": None if resume is None else encode_cursor(resume, ctx.secret_key),
+        "cursor": cursor,
         "links": links,
     }
     return bytes_response(feature_collection(members, page.features), mimetype=GEOJSON)

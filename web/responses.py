@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, current_app, json, request
+from flask import Response, current_app, g, json, request
 
 from web import WebContext
 
@@ -52,7 +52,15 @@ def url_with(args: dict[str, list[str]], drop: Iterable[str] = (), **replace: st
     pairs = [(k, v) for k, values in args.items() if k not in replace and k not in drop for v in values]
     pairs += [(k, str(v)) for k, v in replace.items()]
     query = urlencode(pairs, safe=",:/")
-    return request.base_url + (f"?{query}" if query else "")
+    return _base_url() + (f"?{query}" if query else "")
+
+
+def _base_url() -> str:
+    """``request.base_url``, worked out once per request (werkzeug rebuilds it on every access)."""
+    base = g.get("base_url")
+    if base is None:
+        base = g.base_url = request.base_url
+    return base  # type: ignore[no-any-return]
 
 
 def link(href: str, rel: str, type_: str = "application/json", title: str | None = None) -> dict[str, str]:
