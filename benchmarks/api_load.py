@@ -7,7 +7,8 @@ For each back-end it
    statuses) through ``AlertStore.upsert_alerts``, once: a filled store is
    kept in ``--work`` (SQLite) or in the ``--postgres-url`` database and
    reused while the alert count and seed match;
-2. serves ``web.wsgi:app`` under gunicorn (``gthread`` workers) on loopback;
+2. serves ``web.wsgi:app`` under gunicorn (``gthread`` workers, or ``sync``
+   with ``--worker-class sync``) on loopback;
 3. drives ``--clients`` concurrent clients from THIS process (the server
    runs in gunicorn's own processes): each holds a keep-alive connection and
    its own partner API key, and loops without pause over
@@ -17,14 +18,16 @@ For each back-end it
 4. reports throughput, p50/p95/p99/max latency (client side, request sent to
    last body byte), errors (non-200 answers, broken connections, malformed
    pages in the 1-in-10 responses it parses), the share of full pages, and
-   the CPU the server, the load generator and the whole machine used.
+   the CPU the server, PostgreSQL, the load generator and the whole machine
+   used during the measured window (not the warm-up, when workers load their
+   alert index).
 
 The load generator is a small asyncio HTTP/1.1 client (standard library
 only), so nothing else needs installing; it shares the 2 cores with the
 server, which the CPU columns make visible. Usage::
 
     .venv/bin/python benchmarks/api_load.py [--backend sqlite postgis] [--alerts 100000]
-        [--clients 50] [--duration 60] [--workers 3] [--threads 4]
+        [--clients 50] [--duration 60] [--workers 3] [--threads 2] [--worker-class gthread|sync]
         [--postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/geo_monitor_bench]
 
 The PostGIS database (``GEO_MONITOR_BENCH_POSTGRES_URL`` or ``--postgres-url``)
@@ -406,7 +409,8 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, o
     finally:
         store.dispose()
     port = free_port()
-    server = start_gunicorn(url, args.work / f"data-{backend}", port, args.workers, args.threads, args.worker_class)
+    server = start_gunicorn(url, args.work / f"data-{backend}", port, args.workers, args.threads,
+                            args.worker_class)
     try:
         wait_ready(port, keys[0], server)
         load_before = os.getloadavg()
@@ -475,9 +479,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=10.0, help="seconds of load before measuring")
+    parser.add_argument("--warmup", type=float, default=25.0,
+                        help="seconds of load before measuring (every worker loads its index first)")
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (gthread)")
+    parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"],
                         help="gunicorn worker class (sync: one request at a time per process, no keep-alive)")
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-api", help="where filled stores are kept")

@@ -157,7 +157,7 @@ class Settings(BaseSettings):
     alert_index: bool = Field(
         default=True,
         description="Answer API pages from an in-memory index of the alerts in each web process "
-        "(~100 MB per 100,000 alerts; see docs/store.md) instead of SQL.",
+        "(~0.8 GB resident per 100,000 alerts, feature texts included; see docs/store.md) instead of SQL.",
     )
     rate_limit: str = Field(
         default="600/minute",
