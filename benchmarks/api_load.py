@@ -202,7 +202,7 @@ def free_port() -> int:
 
 
 def start_gunicorn(url: str, data_dir: Path, port: int, workers: int, threads: int,
-                   worker_class: str = "gthread") -> subprocess.Popen[bytes]:
+                   worker_class: str = "gthread", preload: bool = False) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "GEO_MONITOR_DATABASE_URL": url,
@@ -216,6 +216,7 @@ def start_gunicorn(url: str, data_dir: Path, port: int, workers: int, threads: i
         "--worker-class", worker_class, "--workers", str(workers), "--threads", str(threads),
         "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--keep-alive", "30",
         "--log-level", "warning", "--timeout", "60",
+        *(["--preload"] if preload else []),
         "web.wsgi:app",
     ]  # fmt: skip
     return subprocess.Popen(command, env=env, cwd=REPO, start_new_session=True)
@@ -321,9 +322,10 @@ class LoadResult:
 
 
 async def drive(port: int, keys: list[str], boxes: list[str], warmup_s: float, duration_s: float,
-                on_window: Callable[[], None] = lambda: None) -> LoadResult:
+                on_window: Callable[[], None] = lambda: None, ramp_s: float = 0.0) -> LoadResult:
     """Run one client per key until warmup + duration; record what starts after the warmup and ends in time.
 
+    Clients start one after another over the first ``ramp_s`` seconds (within the warm-up).
     ``on_window`` is called when the measured window opens and when it closes (CPU readings).
     """
     result = LoadResult()
@@ -337,6 +339,7 @@ async def drive(port: int, keys: list[str], boxes: list[str], warmup_s: float, d
     async def client(index: int, key: str) -> None:
         rng = random.Random(index)
         conn: Connection | None = None
+        await asyncio.sleep(ramp_s * index / len(keys))
         while loop.time() < measure_to:
             bbox = rng.choice(boxes)
             path = f"/api/v1/alerts?bbox={quote(bbox, safe=',')}&limit={PAGE}"
@@ -410,7 +413,7 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, o
         store.dispose()
     port = free_port()
     server = start_gunicorn(url, args.work / f"data-{backend}", port, args.workers, args.threads,
-                            args.worker_class)
+                            args.worker_class, args.preload)
     try:
         wait_ready(port, keys[0], server)
         load_before = os.getloadavg()
@@ -421,7 +424,8 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, o
             cpu = (tree_cpu_seconds(server.pid), sum(me.cpu_times()[:2]), _postgres_cpu(), psutil.cpu_times())
             readings.append((time.perf_counter(), cpu))
 
-        result = asyncio.run(drive(port, keys, boxes, args.warmup, args.duration, read_cpu))
+        result = asyncio.run(drive(port, keys, boxes, args.warmup, args.duration, read_cpu,
+                                   min(args.ramp, args.warmup)))
         (opened, cpu_before), (closed, cpu_after) = readings[0], readings[-1]
         wall = closed - opened
         load_after = os.getloadavg()
@@ -485,6 +489,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--worker-class", default="gthread", choices=["gthread", "sync"],
                         help="gunicorn worker class (sync: one request at a time per process, no keep-alive)")
+    parser.add_argument("--ramp", type=float, default=5.0,
+                        help="seconds over which the clients connect, one after another (within the warm-up)")
+    parser.add_argument("--preload", action="store_true",
+                        help="gunicorn --preload: the app and its alert index loaded once, in the master")
     parser.add_argument("--work", type=Path, default=REPO / "var" / "bench-api", help="where filled stores are kept")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--fill-only", action="store_true", help="fill (or check) the stores, measure nothing")

@@ -1,13 +1,17 @@
 """The WSGI entry point for process-based servers: ``gunicorn 'web.wsgi:app'``.
 
-Each worker process imports this module and builds its own app (and its own
-store engine and connection pool) from the settings in its environment
-(``GEO_MONITOR_*``). Do not use gunicorn's ``--preload``: it would build the
-engine in the master and share its connections across the fork.
+Each process that imports this module builds its app (and its store engine
+and connection pool) from the settings in its environment (``GEO_MONITOR_*``)
+and loads the in-memory alert index (``geo_monitor.store.alert_index``) before
+it takes requests, rather than on its first partner request (seconds for
+100,000 alerts).
 
-Each worker loads its in-memory alert index (``geo_monitor.store.alert_index``)
-here, before it takes requests, rather than on its first partner request
-(seconds for 100,000 alerts).
+With gunicorn's ``--preload`` this happens once, in the master, before the
+workers fork: every worker starts with the index loaded, at the same moment,
+and shares its pages with the master until it touches them. The connections
+the load used are closed here, before any fork, because a database
+connection must never be shared by two processes; each worker opens its own
+on first use. Without ``--preload`` each worker does all this itself.
 
 Several workers keep separate in-process rate-limit counters unless
 ``GEO_MONITOR_RATE_LIMIT_STORAGE_URI`` names a shared store (Redis).
@@ -18,4 +22,6 @@ from __future__ import annotations
 from web import create_app
 
 app = create_app()
-app.extensions["geo_monitor"].store.index_snapshot()
+_store = app.extensions["geo_monitor"].store
+_store.index_snapshot()
+_store.dispose()  # the pools stay usable: they open new connections on demand, in whichever process
