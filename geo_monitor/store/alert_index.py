@@ -251,8 +251,7 @@ class IndexSnapshot:
         """For each position, whether one of its sample vertices lies in the closed box."""
         west, south, east, north = bbox
         counts = self.columns["vertex_count"][positions].astype(np.int64)
-        firsts = np.cumsum(counts) - counts  # where each position's run starts in the gathered points
-        rows = np.repeat(self.columns["vertex_start"][positions] - firsts, counts) + np.arange(int(counts.sum()))
+        rows, firsts = _gather_runs(self.columns["vertex_start"][positions], counts)
         x, y = self.vertices[rows, 0], self.vertices[rows, 1]
         hit = (x >= west) & (x <= east) & (y >= south) & (y <= north)
         found = np.zeros(positions.size, dtype=bool)
@@ -287,6 +286,12 @@ class IndexSnapshot:
         high = int(np.searchsorted(stamps, stamp, "right"))
         # One transaction's alerts share a stamp and arrive in one refresh, sorted by id (C collation).
         return bisect_right(self.ids, last_id, low, high) if high > low else low
+
+
+def _gather_runs(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the runs ``starts[i] .. starts[i] + counts[i] - 1``, concatenated; and where each run begins in them."""
+    firsts = np.cumsum(counts) - counts
+    return np.repeat(starts - firsts, counts) + np.arange(int(counts.sum())), firsts
 
 
 def _code_test(column: np.ndarray, allowed: Sequence[int], size: int) -> Any:
@@ -391,9 +396,10 @@ class AlertIndex:
         coords, owner = shapely.get_coordinates(shapely.from_wkb(wkbs), return_index=True)
         counts = np.bincount(owner, minlength=len(wkbs))
         kept = np.minimum(counts, SAMPLE_VERTICES)
-        step = np.arange(int(kept.sum())) - np.repeat(np.cumsum(kept) - kept, kept)  # 0..kept-1 per geometry
-        sample = coords[np.repeat(np.cumsum(counts) - counts, kept) + step * np.repeat(counts, kept) // np.repeat(
-            np.maximum(kept, 1), kept)]
+        step, _ = _gather_runs(np.zeros_like(kept), kept)  # 0 .. kept-1 for each geometry
+        # The step-th of kept vertices spread evenly over the geometry's counts coordinates.
+        first = np.cumsum(counts) - counts
+        sample = coords[np.repeat(first, kept) + step * np.repeat(counts, kept) // np.repeat(kept, kept)]
         end = self._vertex_size + len(sample)
         if end > len(self._vertices):
             grown = np.zeros((max(end, 2 * len(self._vertices), 1024), 2))
@@ -441,9 +447,8 @@ class AlertIndex:
         live[: keep.size] = True
         self._ids = [self._ids[p] for p in keep.tolist()]  # a new list: old snapshots keep theirs
         self._positions = {alert_id: position for position, alert_id in enumerate(self._ids)}
-        counts = columns["vertex_count"][: keep.size].astype(np.int64)
-        firsts = np.cumsum(counts) - counts
-        rows = np.repeat(columns["vertex_start"][: keep.size] - firsts, counts) + np.arange(int(counts.sum()))
+        rows, firsts = _gather_runs(columns["vertex_start"][: keep.size],
+                                    columns["vertex_count"][: keep.size].astype(np.int64))
         self._vertices = np.concatenate([self._vertices[rows], np.zeros((len(rows), 2))])  # room to append
         self._vertex_size = len(rows)
         columns["vertex_start"][: keep.size] = firsts
