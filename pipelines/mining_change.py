@@ -519,7 +519,8 @@ class MiningChangePipeline:
         sites = find_sites(self._reader(store, info), shape, transform, grid.resolution,
                            changed=_changed_windows(str(store.version_path(info.version)), shape))
         # only what touches the grid asked for: the strips added for the tiles are read, not reported
-        sites = [site for site in sites if site.geometry.intersects(shapely_box(*asked.bounds))]
+        asked_box = shapely_box(*asked.bounds)
+        sites = [site for site in sites if site.geometry.intersects(asked_box)]
         log.info("sites found", extra={"sites": len(sites), "seconds": round(time.monotonic() - t_sites, 2)})
         monitor_ids = [s for s in monitor_scenes if s.id in set(info.applied_scene_ids)]
         scored = [(site, combined_score(rule_score(site.features), self.model, site.features)) for site in sites]
