@@ -23,11 +23,11 @@ from geo_monitor.errors import InvalidInputError, NotFoundError
 from geo_monitor.exports import FORMATS, write_export
 from geo_monitor.store.query import AlertQuery, FeaturePage, StoredAlert, StoredFeature
 from web.auth import READ_ROLES, WORKFLOW_ROLES, actor_name, csrf_token, current_principal, require
-from web.features import feature_collection, feature_with, history_entry
+from web.features import feature_with, history_entry
 from web.params import check_known, encode_cursor, parse_format, single
 from web.problems import Problem
 from web.queries import EXPORT_PARAMS, LIST_PARAMS, filters_query, list_query, may_see, restrict
-from web.responses import GEOJSON, bytes_response, context, json_response, link, request_args, url_with
+from web.responses import GEOJSON, bytes_response, context, feature_page_response, json_response, link, request_args, url_with
 
 api = Blueprint("api", __name__)
 
@@ -67,7 +67,7 @@ def list_alerts() -> Response:
         "cursor": cursor,
         "links": links,
     }
-    return bytes_response(feature_collection(members, page.features), mimetype=GEOJSON)
+    return feature_page_response(members, page)
 
 
 def visible_alert(alert_id: str) -> StoredAlert:

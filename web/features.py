@@ -23,14 +23,13 @@ def history_entry(entry: dict[str, Any]) -> dict[str, Any]:
     return {key: iso(value) if isinstance(value, datetime) else value for key, value in entry.items()}
 
 
-def feature_collection(members: dict[str, Any], features: list[bytes]) -> bytes:
-    """A FeatureCollection body: ``members`` (numberMatched, links, ...) and stored feature texts, joined.
+def feature_collection(head: bytes, features: list[bytes]) -> bytes:
+    """A FeatureCollection body: ``head`` (its other members as a JSON object) and stored feature texts, joined.
 
     The texts are JSON already (``geo_monitor.store.features.feature_text``),
     UTF-8 encoded: they are spliced in as they are, never parsed or encoded
-    again. ``members`` must not be empty (there is always at least ``type``).
+    again. ``head`` must not be empty (there is always at least ``type``).
     """
-    head = orjson.dumps(members)
     return b"".join((head[:-1], b',"features":[', b",".join(features), b"]}"))
 
 

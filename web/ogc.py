@@ -18,10 +18,10 @@ from geo_monitor.alerts import Confidence, Legality, Priority, Status
 from geo_monitor.validation import ECUADOR_BBOX
 from web.api import alert_page, visible_feature
 from web.auth import READ_ROLES, current_principal, require
-from web.features import feature_collection, feature_with, iso
+from web.features import feature_with, iso
 from web.params import check_known, parse_format, single
 from web.queries import CRS84, OGC_ITEMS_PARAMS, ogc_query, restrict
-from web.responses import GEOJSON, bytes_response, json_response, link, request_args, url_with
+from web.responses import GEOJSON, bytes_response, feature_page_response, json_response, link, request_args, url_with
 
 ogc = Blueprint("ogc", __name__)
 
@@ -142,7 +142,7 @@ def items() -> Response:
         "numberReturned": len(page.features),
         "links": links,
     }
-    response = bytes_response(feature_collection(members, page.features), mimetype=GEOJSON)
+    response = feature_page_response(members, page)
     response.headers["Content-Crs"] = f"<{CRS84}>"
     return response
 

@@ -55,6 +55,7 @@ import numpy as np
 import shapely
 
 from geo_monitor.alerts import Confidence, Legality, Priority, Status
+from geo_monitor.store.features import DIGEST_SIZE, feature_digest
 from geo_monitor.store.query import AlertQuery
 
 #: Enum columns in the order :class:`IndexRow` carries them, with the query field filtering each.
@@ -83,9 +84,10 @@ _CODES = {name: {member.value: code for code, member in enumerate(enum_cls)} for
 _FLOAT_COLUMNS = ("minx", "miny", "maxx", "maxy")
 #: Vertices kept per alert for the "a vertex inside the box" test (any subset keeps the test exact).
 SAMPLE_VERTICES = 16
-_INT_COLUMNS = {"updated_us": np.int64, "first_day": np.int32, "province": np.int32,
-                "vertex_start": np.int64, "vertex_count": np.int8,
-                **{name: np.int8 for name, _, _ in ENUM_COLUMNS}}
+#: Fixed-size columns other than the envelope's (``digest``: ``features.feature_digest`` of the text).
+_TYPED_COLUMNS = {"updated_us": np.int64, "first_day": np.int32, "province": np.int32,
+                  "vertex_start": np.int64, "vertex_count": np.int8, "digest": f"S{DIGEST_SIZE}",
+                  **{name: np.int8 for name, _, _ in ENUM_COLUMNS}}
 
 
 class IndexOrderError(RuntimeError):
@@ -119,6 +121,7 @@ class IndexPage:
     ids: list[str]
     stamps_us: list[int]  # updated_at of each id
     features: list[bytes]  # the feature text of each id (the last one too, when more follow)
+    digests: bytes  # the feature digest of each id, concatenated (DIGEST_SIZE bytes each)
     number_matched: int
 
 
@@ -201,7 +204,8 @@ class IndexSnapshot:
         chosen = positions[start:start + query.limit + 1]
         return IndexPage(ids=[self.ids[p] for p in chosen.tolist()],
                          stamps_us=self.columns["updated_us"][chosen].tolist(),
-                         features=self.features[chosen].tolist(), number_matched=int(positions.size))
+                         features=self.features[chosen].tolist(),
+                         digests=self.columns["digest"][chosen].tobytes(), number_matched=int(positions.size))
 
     # --- filters -------------------------------------------------------------------
 
@@ -389,6 +393,7 @@ class AlertIndex:
         c["province"][start:end] = [self._province_code(row.province) for row in rows]
         self._geometries[start:end] = [row.geometry for row in rows]
         self._features[start:end] = [row.feature for row in rows]
+        c["digest"][start:end] = [feature_digest(row.feature) for row in rows]
         self._append_vertices(start, [row.geometry for row in rows])
 
     def _append_vertices(self, start: int, wkbs: list[bytes]) -> None:
@@ -421,7 +426,7 @@ class AlertIndex:
     def _allocate(self, capacity: int) -> None:
         """New, larger buffers holding the current entries (older snapshots keep the old ones)."""
         columns = {name: np.zeros(capacity, dtype=np.float64) for name in _FLOAT_COLUMNS}
-        columns.update({name: np.zeros(capacity, dtype=dtype) for name, dtype in _INT_COLUMNS.items()})
+        columns.update({name: np.zeros(capacity, dtype=dtype) for name, dtype in _TYPED_COLUMNS.items()})
         for name, column in self._columns.items():
             columns[name][: self._size] = column[: self._size]
         geometries, features = np.empty(capacity, dtype=object), np.empty(capacity, dtype=object)

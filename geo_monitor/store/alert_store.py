@@ -39,7 +39,7 @@ from geo_monitor.store import auth, map_points, migrate, outbox
 from geo_monitor.store.alert_index import AlertIndex, IndexOrderError, IndexSnapshot, from_us
 from geo_monitor.store.auth import Principal, Role
 from geo_monitor.store.engine import make_engine, writer
-from geo_monitor.store.features import feature_text
+from geo_monitor.store.features import DIGEST_SIZE, feature_text
 from geo_monitor.store.index_reads import RawReader
 from geo_monitor.store.records import (
     check_alert_id,
@@ -542,6 +542,7 @@ class AlertStore:
             return FeaturePage(number_matched=page.number_matched)
         return FeaturePage(
             features=page.features[:shown],
+            digests=page.digests[: shown * DIGEST_SIZE],
             number_matched=page.number_matched,
             last=(from_us(page.stamps_us[shown - 1]), page.ids[shown - 1]),
             more=len(page.ids) > query.limit,

@@ -17,6 +17,7 @@ rewrite them with a migration that calls ``alert_store.rewrite_features``
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -64,3 +65,19 @@ def feature_text(stored: StoredAlert) -> str:
     rendering of a stored alert gives the very same text.
     """
     return orjson.dumps(alert_feature(stored), option=orjson.OPT_SORT_KEYS).decode()
+
+
+#: Bytes of :func:`feature_digest`: 128 bits, so two different texts never share one in practice.
+DIGEST_SIZE = 16
+
+
+def feature_digest(text: bytes) -> bytes:
+    """A fixed-size digest of one stored feature text (UTF-8), for ETags.
+
+    A page's ETag hashes its features' digests instead of its ~220 kB body,
+    and the in-memory index keeps each alert's digest beside its text, so a
+    page costs a hash of 1.6 kB instead of 220 kB (~0.15 ms of a page's ~3).
+    Digests of the text itself, not of (id, updated_at): a text rewritten
+    without a new stamp (``refresh_features``) still changes the ETag.
+    """
+    return hashlib.sha256(text).digest()[:DIGEST_SIZE]

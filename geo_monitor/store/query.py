@@ -35,6 +35,7 @@ from geo_monitor.alerts import Alert, Confidence, Legality, Priority, Status
 from geo_monitor.errors import InvalidInputError
 from geo_monitor.store import sqlite_spatial
 from geo_monitor.store.engine import SQLITE_INTERSECTS
+from geo_monitor.store.features import feature_digest
 from geo_monitor.store.records import row_to_alert
 from geo_monitor.store.schema import ID_LENGTH, AlertRow
 from geo_monitor.types import BBox
@@ -142,6 +143,7 @@ class FeaturePage:
     """One page of a query's matches as the stored GeoJSON Feature texts: what the APIs serve."""
 
     features: list[bytes] = field(default_factory=list)  # UTF-8, in (updated_at, id) order: spliced into bodies
+    digests: bytes = b""  # features.feature_digest of each text, concatenated: what the page's ETag hashes
     number_matched: int = 0  # as AlertPage
     last: tuple[datetime, str] | None = None  # keyset of the last feature (None: empty page)
     more: bool = False  # whether matches follow this page
@@ -216,7 +218,8 @@ def feature_page(session: Session, query: AlertQuery) -> FeaturePage:
     found = {alert_id: (updated_at, text_) for alert_id, updated_at, text_ in session.connection().execute(stmt)}
     features = [found[alert_id][1].encode() for alert_id in wanted]
     last = (found[wanted[-1]][0], wanted[-1])
-    return FeaturePage(features=features, number_matched=matched, last=last, more=len(ids) > query.limit)
+    return FeaturePage(features=features, digests=b"".join(feature_digest(text_) for text_ in features),
+                       number_matched=matched, last=last, more=len(ids) > query.limit)
 
 
 def stored_feature(session: Session, alert_id: str) -> StoredFeature | None:
