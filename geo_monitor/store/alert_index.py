@@ -135,12 +135,16 @@ class CellOrder:
     candidate. An envelope overlapping the box has its corner at most
     ``widest`` west and ``tallest`` south of it (the largest envelope
     sorted here), so those margins widen the search and no match is lost.
-    Positions appended later (``covers`` on) are scanned one by one until
-    there are enough to sort again (:data:`RESORT_SHARE`).
+    The envelopes are kept in this order too (``envelopes``: minx, miny,
+    maxx, maxy), so a search reads a few contiguous runs of them instead of
+    gathering thousands of scattered entries from the position-ordered
+    columns. Positions appended later (``covers`` on) are scanned one by one
+    until there are enough to sort again (:data:`RESORT_SHARE`).
     """
 
-    positions: np.ndarray  # int64, by cell
+    positions: np.ndarray  # sorted by cell
     cells: np.ndarray  # the cell of each, ascending
+    envelopes: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # minx, miny, maxx, maxy of each, same order
     widest: float
     tallest: float
     covers: int
@@ -152,19 +156,32 @@ class CellOrder:
         order = np.argsort(cells, kind="stable")
         widest = float(np.max(columns["maxx"] - minx)) if minx.size else 0.0
         tallest = float(np.max(columns["maxy"] - miny)) if minx.size else 0.0
-        return cls(positions=order, cells=cells[order], widest=widest, tallest=tallest, covers=int(minx.size))
+        envelopes = tuple(columns[name][order] for name in _FLOAT_COLUMNS)
+        return cls(positions=order, cells=cells[order], envelopes=envelopes,  # type: ignore[arg-type]
+                   widest=widest, tallest=tallest, covers=int(minx.size))
 
-    def candidates(self, bbox: tuple[float, float, float, float], size: int) -> np.ndarray:
-        """Positions (unordered) whose envelope may overlap ``bbox``: a superset of the matches."""
+    def candidates(self, bbox: tuple[float, float, float, float], columns: dict[str, np.ndarray],
+                   size: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """Positions (unordered) whose envelope may overlap ``bbox`` (a superset of the matches), with their envelopes.
+
+        ``columns`` are the snapshot's (position order), read only for the
+        positions from ``covers`` to ``size``, appended since the sort.
+        """
         west, south, east, north = bbox
         first_column, last_column = _grid_column(west - self.widest), _grid_column(east)
         rows = np.arange(_grid_row(south - self.tallest), _grid_row(north) + 1)
         starts = np.searchsorted(self.cells, _cell(first_column, rows), "left")
         ends = np.searchsorted(self.cells, _cell(last_column, rows), "right")
-        found = [self.positions[start:end] for start, end in zip(starts.tolist(), ends.tolist()) if end > start]
-        if size > self.covers:
-            found.append(np.arange(self.covers, size))
-        return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
+        runs = [slice(start, end) for start, end in zip(starts.tolist(), ends.tolist()) if end > start]
+        parts = [[array[run] for run in runs] for array in (self.positions, *self.envelopes)]
+        if size > self.covers:  # appended since the sort: taken as they are
+            parts[0].append(np.arange(self.covers, size))
+            for part, name in zip(parts[1:], _FLOAT_COLUMNS):
+                part.append(columns[name][self.covers:size])
+        if not parts[0]:
+            return np.empty(0, dtype=np.int64), tuple(np.empty(0) for _ in _FLOAT_COLUMNS)
+        positions, *envelopes = (np.concatenate(part) for part in parts)
+        return positions, tuple(envelopes)
 
 
 def _grid_column(lon: Any) -> Any:
@@ -227,15 +244,13 @@ class IndexSnapshot:
     def _in_bbox(self, bbox: tuple[float, float, float, float], low: int) -> np.ndarray:
         """Live positions from ``low`` on whose geometry intersects the box (as ``query.bbox_clause``)."""
         west, south, east, north = bbox
-        c = self.columns
-        positions = self.cell_order.candidates(bbox, self.size)
+        positions, (minx, miny, maxx, maxy) = self.cell_order.candidates(bbox, self.columns, self.size)
+        keep = (maxx >= west) & (minx <= east) & (maxy >= south) & (miny <= north)
         if low:
-            positions = positions[positions >= low]
-        minx, maxx, miny, maxy = (c[name][positions] for name in ("minx", "maxx", "miny", "maxy"))
-        keep = (maxx >= west) & (minx <= east) & (maxy >= south) & (miny <= north) & self.live[positions]
-        positions, minx, maxx, miny, maxy = positions[keep], minx[keep], maxx[keep], miny[keep], maxy[keep]
-        order = np.argsort(positions)  # back to polling order
-        positions, minx, maxx, miny, maxy = positions[order], minx[order], maxx[order], miny[order], maxy[order]
+            keep &= positions >= low
+        positions, minx, miny, maxx, maxy = positions[keep], minx[keep], miny[keep], maxx[keep], maxy[keep]
+        live = self.live[positions]
+        positions, minx, miny, maxx, maxy = positions[live], minx[live], miny[live], maxx[live], maxy[live]
         # An envelope inside the box means a (non-empty) geometry inside it: only edge crossers need GEOS.
         inside = (minx >= west) & (maxx <= east) & (miny >= south) & (maxy <= north)
         crossing = np.flatnonzero(~inside)
@@ -249,7 +264,7 @@ class IndexSnapshot:
                 box = shapely.box(west, south, east, north)
                 shapely.prepare(box)
                 inside[undecided] = shapely.intersects(box, shapely.from_wkb(self.geometries[positions[undecided]]))
-        return positions[inside]
+        return np.sort(positions[inside])  # polling order
 
     def _any_vertex_in(self, positions: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
         """For each position, whether one of its sample vertices lies in the closed box."""
