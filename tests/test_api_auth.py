@@ -108,6 +108,17 @@ def test_session_login_csrf_and_logout(api: Api) -> None:
     problem(client.get("/api/v1/alerts"), 401)
 
 
+def test_key_requests_carry_no_session(api: Api) -> None:
+    """A partner's request neither gets a session cookie nor varies on one (as with Flask's own sessions, which web.sessions shortcuts)."""
+    page = api.get("/api/v1/alerts")
+    assert page.status_code == 200
+    assert "Set-Cookie" not in page.headers and "Cookie" not in page.headers.get("Vary", "")
+    # a stale session cookie beside a key changes nothing either (the key decides who calls)
+    api.client.set_cookie("geo_monitor_session", "not-a-signed-session")
+    again = api.get("/api/v1/alerts")
+    assert again.status_code == 200 and "Set-Cookie" not in again.headers
+
+
 def test_rate_limit_is_per_key_with_retry_after(alert_store: AlertStore, tmp_path: Path) -> None:
     limited = make_api(alert_store, test_settings(tmp_path, rate_limit="3/minute"))
     for _ in range(3):

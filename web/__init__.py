@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
     from web.login import login
     from web.ogc import ogc
     from web.problems import register_problem_handlers
+    from web.sessions import CookieSessions
     from web.i18n import init_i18n  # issue 5: the map viewer
     from web.viewer import init_viewer  # issue 5: the map viewer
     from web.webhooks import webhooks
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, store: AlertStore | None = None
         JSON_SORT_KEYS=False,
     )
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.session_interface = CookieSessions()
     app.extensions["geo_monitor"] = WebContext(settings=settings, store=store, secret_key=key)
 
     register_problem_handlers(app)
