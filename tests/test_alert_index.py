@@ -12,6 +12,7 @@ import random
 from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from shapely.geometry import Polygon, box
 from sqlalchemy import text
@@ -265,3 +266,13 @@ def test_pages_survive_the_server_closing_the_hot_path_connection(alert_store: A
     alert_store.upsert_alerts([make_alert("gm-b", at=(-77.0, -1.0))], PIPELINE)
     assert alert_store.feature_page(AlertQuery()).number_matched == 2  # read again on a new connection
     assert reader.read(lambda connection: connection.info.backend_pid) != pid
+
+
+def test_scalar_grid_cells_agree_with_the_vectorised_ones() -> None:
+    """Searches place the box with the scalar helpers, entries were sorted with the numpy ones: same cells."""
+    rng = random.Random(11)
+    edges = [k * alert_index.CELL_DEG - 180.0 for k in range(0, 7200, 97)]  # on cell boundaries
+    lons = [-200.0, -180.0, 180.0, 200.0, -0.0, *edges, *(rng.uniform(-181, 181) for _ in range(2000))]
+    lats = [-100.0, -90.0, 90.0, 100.0, *(v / 2 for v in edges), *(rng.uniform(-91, 91) for _ in range(2000))]
+    assert [alert_index._column_of(v) for v in lons] == alert_index._grid_column(np.array(lons)).tolist()
+    assert [alert_index._row_of(v) for v in lats] == alert_index._grid_row(np.array(lats)).tolist()

@@ -2,9 +2,9 @@
 
 Each process that imports this module builds its app (and its store engine
 and connection pool) from the settings in its environment (``GEO_MONITOR_*``)
-and loads the in-memory alert index (``geo_monitor.store.alert_index``) before
-it takes requests, rather than on its first partner request (seconds for
-100,000 alerts).
+and loads the in-memory alert index (``geo_monitor.store.alert_index``) and
+its compiled bbox test (``bbox_kernel``) before it takes requests, rather
+than on its first partner request (seconds for 100,000 alerts).
 
 With gunicorn's ``--preload`` this happens once, in the master, before the
 workers fork: every worker starts with the index loaded, at the same moment,
@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import gc
 
+from geo_monitor.store import bbox_kernel
 from web import create_app
 
 app = create_app()
 _store = app.extensions["geo_monitor"].store
 _store.index_snapshot()
+bbox_kernel.warm_up()  # compiled (or read from numba's cache) now, not on the first partner's page
 _store.dispose()  # the pools stay usable: they open new connections on demand, in whichever process
 gc.collect()
 gc.freeze()  # see the module docstring

@@ -8,14 +8,16 @@ exact test of the few envelopes crossing the box edge (parsed for those
 only: ~3 µs each). WKB costs ~600 bytes an alert where a GEOS geometry
 costs ~2.3 kB (measured on the benchmark's 12-60 vertex polygons: 60 MB
 against 230 MB for 100,000 alerts). Rows are kept in
-polling order ``(updated_at, id)``, so a page is "the first ``limit`` set
-positions of a boolean mask" and a keyset ``after`` is a binary search.
+polling order ``(updated_at, id)``, so a page is "the ``limit`` smallest
+matching positions" and a keyset ``after`` is a binary search.
 
 For each alert it also keeps up to :data:`SAMPLE_VERTICES` of its
 vertices: a box that contains one of them intersects the geometry, so most
-edge crossers are settled by one vectorised test over those points and only
-the rest are parsed from WKB (which cost ~15 % of a worker's time on the
-benchmark's pages, ~74 crossers each).
+edge crossers are settled by testing those points and only the rest are
+parsed from WKB (which cost ~15 % of a worker's time on the benchmark's
+pages, ~74 crossers each). Every candidate of a box is tested in one
+compiled pass (``bbox_kernel``, numba): envelope, liveness, inside the
+box, sample vertices.
 
 It also holds each alert's stored feature text (``alerts.feature``, read
 with the row), so a page is served from one snapshot with no second read:
@@ -43,6 +45,7 @@ reads the rows with ``index_reads`` (raw DB-API) and applies them.
 
 from __future__ import annotations
 
+import math
 import threading
 from bisect import bisect_right
 from collections.abc import Sequence
@@ -160,28 +163,17 @@ class CellOrder:
         return cls(positions=order, cells=cells[order], envelopes=envelopes,  # type: ignore[arg-type]
                    widest=widest, tallest=tallest, covers=int(minx.size))
 
-    def candidates(self, bbox: tuple[float, float, float, float], columns: dict[str, np.ndarray],
-                   size: int) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
-        """Positions (unordered) whose envelope may overlap ``bbox`` (a superset of the matches), with their envelopes.
+    def runs(self, bbox: tuple[float, float, float, float]) -> tuple[np.ndarray, np.ndarray]:
+        """Where the candidates of ``bbox`` lie in this order: runs ``starts[i]:ends[i]`` (a superset of the matches).
 
-        ``columns`` are the snapshot's (position order), read only for the
-        positions from ``covers`` to ``size``, appended since the sort.
+        Positions from ``covers`` on (appended since the sort) are candidates too.
         """
         west, south, east, north = bbox
-        first_column, last_column = _grid_column(west - self.widest), _grid_column(east)
-        rows = np.arange(_grid_row(south - self.tallest), _grid_row(north) + 1)
+        first_column, last_column = _column_of(west - self.widest), _column_of(east)
+        rows = np.arange(_row_of(south - self.tallest), _row_of(north) + 1)
         starts = np.searchsorted(self.cells, _cell(first_column, rows), "left")
         ends = np.searchsorted(self.cells, _cell(last_column, rows), "right")
-        runs = [slice(start, end) for start, end in zip(starts.tolist(), ends.tolist()) if end > start]
-        parts = [[array[run] for run in runs] for array in (self.positions, *self.envelopes)]
-        if size > self.covers:  # appended since the sort: taken as they are
-            parts[0].append(np.arange(self.covers, size))
-            for part, name in zip(parts[1:], _FLOAT_COLUMNS):
-                part.append(columns[name][self.covers:size])
-        if not parts[0]:
-            return np.empty(0, dtype=np.int64), tuple(np.empty(0) for _ in _FLOAT_COLUMNS)
-        positions, *envelopes = (np.concatenate(part) for part in parts)
-        return positions, tuple(envelopes)
+        return starts, ends
 
 
 def _grid_column(lon: Any) -> Any:
@@ -190,6 +182,16 @@ def _grid_column(lon: Any) -> Any:
 
 def _grid_row(lat: Any) -> Any:
     return np.clip(np.floor((np.asarray(lat) + 90.0) / CELL_DEG), 0, GRID_ROWS - 1).astype(np.int64)
+
+
+def _column_of(lon: float) -> int:
+    """:func:`_grid_column` of one longitude, in plain floats (the same IEEE arithmetic; numpy's scalar path is slow)."""
+    return min(max(math.floor((lon + 180.0) / CELL_DEG), 0), GRID_COLUMNS - 1)
+
+
+def _row_of(lat: float) -> int:
+    """:func:`_grid_row` of one latitude, as :func:`_column_of`."""
+    return min(max(math.floor((lat + 90.0) / CELL_DEG), 0), GRID_ROWS - 1)
 
 
 def _cell(column: Any, row: Any) -> Any:
@@ -214,20 +216,19 @@ class IndexSnapshot:
     def page(self, query: AlertQuery) -> IndexPage:
         """The matches of ``query`` (count and page) in this snapshot: what ``query.feature_page`` answers."""
         positions = self._matches(query)
-        start = 0
+        matched = int(positions.size)
         if query.after is not None:
-            start = int(np.searchsorted(positions, self._position_after(query.after)))
-        start += query.offset or 0
-        chosen = positions[start:start + query.limit + 1]
+            positions = positions[positions >= self._position_after(query.after)]
+        chosen = _smallest(positions, query.offset or 0, query.limit + 1)
         return IndexPage(ids=[self.ids[p] for p in chosen.tolist()],
                          stamps_us=self.columns["updated_us"][chosen].tolist(),
                          features=self.features[chosen].tolist(),
-                         digests=self.columns["digest"][chosen].tobytes(), number_matched=int(positions.size))
+                         digests=self.columns["digest"][chosen].tobytes(), number_matched=matched)
 
     # --- filters -------------------------------------------------------------------
 
     def _matches(self, query: AlertQuery) -> np.ndarray:
-        """Positions (ascending = polling order) of every live entry matching ``query``'s filters."""
+        """Positions of every live entry matching ``query``'s filters (ascending = polling order, or unordered)."""
         low = 0
         if query.updated_since is not None:  # sorted by updated_at: a range, not a mask
             low = int(np.searchsorted(self.columns["updated_us"], to_us(query.updated_since), "left"))
@@ -242,42 +243,26 @@ class IndexSnapshot:
         return positions
 
     def _in_bbox(self, bbox: tuple[float, float, float, float], low: int) -> np.ndarray:
-        """Live positions from ``low`` on whose geometry intersects the box (as ``query.bbox_clause``)."""
-        west, south, east, north = bbox
-        positions, (minx, miny, maxx, maxy) = self.cell_order.candidates(bbox, self.columns, self.size)
-        keep = (maxx >= west) & (minx <= east) & (maxy >= south) & (miny <= north)
-        if low:
-            keep &= positions >= low
-        positions, minx, miny, maxx, maxy = positions[keep], minx[keep], miny[keep], maxx[keep], maxy[keep]
-        live = self.live[positions]
-        positions, minx, miny, maxx, maxy = positions[live], minx[live], miny[live], maxx[live], maxy[live]
-        # An envelope inside the box means a (non-empty) geometry inside it: only edge crossers need GEOS.
-        inside = (minx >= west) & (maxx <= east) & (miny >= south) & (maxy <= north)
-        crossing = np.flatnonzero(~inside)
-        if crossing.size:
-            # A sample vertex in the (closed) box means the geometry intersects it; GEOS for the others.
-            crossers = positions[crossing]
-            vertex_hit = self._any_vertex_in(crossers, bbox)
-            inside[crossing[vertex_hit]] = True
-            undecided = crossing[~vertex_hit]
-            if undecided.size:
-                box = shapely.box(west, south, east, north)
-                shapely.prepare(box)
-                inside[undecided] = shapely.intersects(box, shapely.from_wkb(self.geometries[positions[undecided]]))
-        return np.sort(positions[inside])  # polling order
+        """Live positions from ``low`` on whose geometry intersects the box (as ``query.bbox_clause``), unordered.
 
-    def _any_vertex_in(self, positions: np.ndarray, bbox: tuple[float, float, float, float]) -> np.ndarray:
-        """For each position, whether one of its sample vertices lies in the closed box."""
+        ``bbox_kernel`` settles every candidate but the few edge crossers none
+        of whose sample vertices is in the box: those get the exact GEOS test.
+        """
+        from geo_monitor.store.bbox_kernel import bbox_matches  # here: numba's import costs every CLI run ~0.2 s
+
         west, south, east, north = bbox
-        counts = self.columns["vertex_count"][positions].astype(np.int64)
-        rows, firsts = _gather_runs(self.columns["vertex_start"][positions], counts)
-        x, y = self.vertices[rows, 0], self.vertices[rows, 1]
-        hit = (x >= west) & (x <= east) & (y >= south) & (y <= north)
-        found = np.zeros(positions.size, dtype=bool)
-        sampled = counts > 0  # reduceat needs non-empty runs (a geometry with an envelope has vertices)
-        if hit.size:
-            found[sampled] = np.logical_or.reduceat(hit, firsts[sampled])
-        return found
+        order, c = self.cell_order, self.columns
+        starts, ends = order.runs(bbox)
+        matched, undecided = bbox_matches(
+            starts, ends, order.positions, *order.envelopes, order.covers, self.size,
+            c["minx"], c["miny"], c["maxx"], c["maxy"], self.live, low, float(west), float(south), float(east),
+            float(north), c["vertex_start"], c["vertex_count"], self.vertices)
+        if undecided.size:
+            box = shapely.box(west, south, east, north)
+            shapely.prepare(box)
+            hits = shapely.intersects(box, shapely.from_wkb(self.geometries[undecided]))
+            matched = np.concatenate([matched, undecided[hits]])
+        return matched
 
     def _tests(self, query: AlertQuery) -> list[Any]:
         """Vectorised tests, one per filter other than bbox and updated_since, over candidate positions."""
@@ -305,6 +290,18 @@ class IndexSnapshot:
         high = int(np.searchsorted(stamps, stamp, "right"))
         # One transaction's alerts share a stamp and arrive in one refresh, sorted by id (C collation).
         return bisect_right(self.ids, last_id, low, high) if high > low else low
+
+
+def _smallest(positions: np.ndarray, skip: int, count: int) -> np.ndarray:
+    """The ``skip``-th to ``skip + count - 1``-th smallest of ``positions`` (distinct), ascending.
+
+    A page needs its few positions in polling order, not all the matches
+    sorted: a partition first (O(n)) leaves only those to sort.
+    """
+    wanted = skip + count
+    if positions.size > wanted:
+        positions = np.partition(positions, wanted - 1)[:wanted]
+    return np.sort(positions)[skip:]
 
 
 def _gather_runs(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
