@@ -27,7 +27,8 @@ from web.features import feature_with, history_entry
 from web.params import check_known, encode_cursor, parse_format, single
 from web.problems import Problem
 from web.queries import EXPORT_PARAMS, LIST_PARAMS, filters_query, list_query, may_see, restrict
-from web.responses import GEOJSON, bytes_response, context, feature_page_response, json_response, link, request_args, url_with
+from web.responses import (GEOJSON, bytes_response, context, feature_page_response, json_response, link,
+                           request_args, url_with)
 
 api = Blueprint("api", __name__)
 

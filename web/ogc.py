@@ -21,7 +21,8 @@ from web.auth import READ_ROLES, current_principal, require
 from web.features import feature_with, iso
 from web.params import check_known, parse_format, single
 from web.queries import CRS84, OGC_ITEMS_PARAMS, ogc_query, restrict
-from web.responses import GEOJSON, bytes_response, feature_page_response, json_response, link, request_args, url_with
+from web.responses import (GEOJSON, bytes_response, feature_page_response, json_response, link, request_args,
+                           url_with)
 
 ogc = Blueprint("ogc", __name__)
 
