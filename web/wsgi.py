@@ -32,8 +32,8 @@ from web import create_app
 
 app = create_app()
 _store = app.extensions["geo_monitor"].store
-_store.index_snapshot()
-bbox_kernel.warm_up()  # compiled (or read from numba's cache) now, not on the first partner's page
+if _store.index_snapshot() is not None:  # None: the index is switched off (GEO_MONITOR_ALERT_INDEX=false)
+    bbox_kernel.warm_up()  # compiled (or read from numba's cache) now, not on the first partner's page
 _store.dispose()  # the pools stay usable: they open new connections on demand, in whichever process
 gc.collect()
 gc.freeze()  # see the module docstring
