@@ -446,10 +446,10 @@ def run_backend(backend: str, url: str, args: argparse.Namespace) -> dict[str, o
     finally:
         store.dispose()
     port = free_port()
-    server = start_gunicorn(url, args.work / f"data-{backend}", port, args.workers, args.threads,
-                            args.worker_class, args.preload)
+    data_dir = args.work / f"data-{backend}"
+    server = start_gunicorn(url, data_dir, port, args.workers, args.threads, args.worker_class, args.preload)
     try:
-        wait_ready(port, keys[0], server, ready_dir(args.work / f"data-{backend}"), args.workers)
+        wait_ready(port, keys[0], server, ready_dir(data_dir), args.workers)
         load_before = os.getloadavg()
         me = psutil.Process()
         readings: list[tuple[float, tuple[Any, ...]]] = []  # (time, CPU) as the measured window opens and closes

@@ -7,6 +7,7 @@ API test runs against SQLite and PostGIS.
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +58,13 @@ class Api:
 
     def patch(self, path: str, **kwargs: Any) -> TestResponse:
         return self.request("PATCH", path, **kwargs)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a server started in another process)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def test_settings(tmp_path: Path, **overrides: Any) -> Settings:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from alert_samples import make_alert
+from api_support import free_port
 
 from geo_monitor.settings import load_settings
 from geo_monitor.store import AlertStore
@@ -27,11 +27,6 @@ class Served:
     url: str
     agent_key: str
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _call(url: str, key: str | None = None, method: str = "GET", body: bytes | None = None,
@@ -58,7 +53,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
     store.upsert_alerts([make_alert("gm-0000000000000001")], "pipeline:mining-change@1")
     _, key = store.create_api_key("field agent", Role.AGENT)
     store.dispose()
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "geo_monitor.cli", "serve", "--port", str(port)], env=env,
                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"

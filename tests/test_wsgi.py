@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,16 +18,12 @@ import urllib.request
 from pathlib import Path
 
 from alert_samples import PIPELINE, make_alert
+from api_support import free_port
 from geo_monitor.store import AlertStore
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 60.0
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _matched(port: int, key: str) -> int:
@@ -42,7 +37,7 @@ def test_preloaded_index_serves_from_forked_workers(store_url: str, tmp_path: Pa
     store.migrate()
     store.upsert_alerts([make_alert(f"gm-{i:016x}", at=(-77.6 + i * 0.01, -0.93)) for i in range(3)], PIPELINE)
     key = store.create_api_key("wsgi-test", "partner")[1]
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "GEO_MONITOR_DATABASE_URL": store_url, "GEO_MONITOR_DATA_DIR": str(tmp_path / "data"),
            "GEO_MONITOR_LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(
